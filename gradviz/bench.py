@@ -1,0 +1,96 @@
+"""Side-by-side throughput: plain model.fit, the seed article's recipe, and gradviz's trainer."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gradviz.config import RunConfig
+from gradviz.data import Dataset
+from gradviz.models import build_model, kernel_layers
+from gradviz.train import make_optimizer, train
+
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _whole_batches(data: Dataset, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every method sees the same examples in the same number of full batches."""
+    n = len(data.y_train) // batch * batch
+    return data.x_train[:n], data.y_train[:n]
+
+
+def time_fit(config: RunConfig, data: Dataset) -> dict:
+    """Plain, uninstrumented Keras: compile + fit, nothing recorded."""
+    x, y = _whole_batches(data, config.batch_size)
+    model = build_model(config)
+    started = time.perf_counter()
+    model.compile(make_optimizer(config, with_clipping=True), LOSS)
+    model.fit(x, y, batch_size=config.batch_size, epochs=config.epochs, shuffle=True, verbose=0)
+    return _rate(config.epochs * len(y) // config.batch_size, time.perf_counter() - started)
+
+
+def time_seed_recipe(config: RunConfig, data: Dataset) -> dict:
+    """The seed article's way to get per-layer norms: fit one epoch at a time, then an eager
+    GradientTape pass over the whole training set to measure each layer's gradient."""
+    x, y = _whole_batches(data, config.batch_size)
+    model = build_model(config)
+    kernels = [layer.kernel for layer in kernel_layers(model)]
+    started = time.perf_counter()
+    model.compile(make_optimizer(config, with_clipping=True), LOSS)
+    norms = []
+    for _ in range(config.epochs):
+        model.fit(x, y, batch_size=config.batch_size, epochs=1, shuffle=True, verbose=0)
+        per_layer = np.zeros(len(kernels))
+        for start in range(0, len(y), config.batch_size):
+            with tf.GradientTape() as tape:
+                loss = LOSS(y[start:start + config.batch_size], model(x[start:start + config.batch_size], training=True))
+            grads = tape.gradient(loss, kernels)
+            per_layer += [float(tf.norm(g)) for g in grads]
+        norms.append(per_layer / (len(y) // config.batch_size))
+    return _rate(config.epochs * len(y) // config.batch_size, time.perf_counter() - started)
+
+
+def time_gradviz(config: RunConfig, data: Dataset) -> dict:
+    """gradviz's trainer, recording everything it always records."""
+    x, y = _whole_batches(data, config.batch_size)
+    trimmed = Dataset(x, y, data.x_val, data.y_val, data.source, data.split, data.val_split, len(y))
+    started = time.perf_counter()
+    result = train(config, trimmed)
+    return _rate(result.steps_done, time.perf_counter() - started)
+
+
+def _rate(steps: int, seconds: float) -> dict:
+    return {"steps": int(steps), "seconds": round(seconds, 3), "steps_per_second": round(steps / seconds, 1)}
+
+
+METHODS = {"fit": time_fit, "seed_recipe": time_seed_recipe, "gradviz": time_gradviz}
+
+
+def run_bench(config: RunConfig, data: Dataset) -> dict:
+    """Time the three methods in this process on the same model and data (each pays its own
+    tracing, as a user would). A small warm-up first pays TensorFlow's one-off start-up costs."""
+    warm = config.replace(epochs=1, train_size=min(config.train_size, 4 * config.batch_size))
+    warm_data = Dataset(data.x_train[:warm.train_size], data.y_train[:warm.train_size], data.x_val[:256],
+                        data.y_val[:256], data.source, data.split, data.val_split, warm.train_size)
+    for method in METHODS.values():
+        method(warm, warm_data)
+    results = {name: method(config, data) for name, method in METHODS.items()}
+    ours = results["gradviz"]["steps_per_second"]
+    return {
+        "config": config.to_dict(),
+        "data": data.info(),
+        "machine": {"cpus": _cpus(), "platform": platform.platform(), "python": platform.python_version(),
+                    "tensorflow": tf.__version__, "keras": keras.__version__},
+        "methods": results,
+        "speedup_vs_fit": round(ours / results["fit"]["steps_per_second"], 2),
+        "speedup_vs_seed_recipe": round(ours / results["seed_recipe"]["steps_per_second"], 2),
+    }
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -1,0 +1,148 @@
+"""python -m gradviz presets | run | bench: the command-line contract of DESIGN.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from gradviz.config import ConfigError, RunConfig
+from gradviz.data import DataUnavailable
+from gradviz.presets import PRESETS, Preset, get_preset
+
+EXIT_OK, EXIT_BAD_INPUT = 0, 2
+
+
+class BadInput(Exception):
+    """Anything the user can fix: a bad flag value, an unknown preset, missing data."""
+
+
+def parse_sets(pairs: list[str]) -> dict[str, str]:
+    """['depth=20', 'activation=tanh'] -> {'depth': '20', 'activation': 'tanh'}."""
+    values = {}
+    for pair in pairs:
+        field, sep, value = pair.partition("=")
+        if not sep or not field.strip():
+            raise BadInput(f"--set expects FIELD=VALUE, got {pair!r}")
+        values[field.strip()] = value
+    return values
+
+
+def resolve_config(preset_name: str | None, sets: list[str]) -> tuple[RunConfig, Preset | None]:
+    """The preset (or default) config with --set overrides applied; ConfigError on bad values."""
+    preset = get_preset(preset_name) if preset_name else None
+    base = preset.config if preset else RunConfig()
+    overrides = parse_sets(sets)
+    config = RunConfig.from_strings(overrides, base=base)
+    # A preset's claim is about the preset as written; with overrides it is a different experiment.
+    return config, preset if preset and config == preset.config else None
+
+
+def _load(config: RunConfig, data_dir: str | None):
+    from gradviz.data import load_dataset
+
+    return load_dataset(config.train_size, data_dir)
+
+
+def cmd_presets(args) -> int:
+    width = max(len(name) for name in PRESETS)
+    for preset in PRESETS.values():
+        print(f"{preset.name:<{width}}  {preset.summary}")
+    return EXIT_OK
+
+
+def _progress_printer(progress) -> None:
+    print(f"\r  step {progress.step:>6}/{progress.total_steps}  loss {progress.loss:.4g}   ",
+          end="", file=sys.stderr, flush=True)
+
+
+def cmd_run(args) -> int:
+    config, preset = resolve_config(args.preset, args.set)
+    dataset = _load(config, args.data_dir)
+    from gradviz.diagnose import diagnose  # noqa: E402 - imported late: only `run` needs TensorFlow
+    from gradviz.report import summary
+    from gradviz.train import train
+
+    result = train(config, dataset, on_progress=None if args.json else _progress_printer)
+    findings = diagnose(result)
+    if args.save:
+        result.save(args.save)
+    report = summary(result, findings, preset)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(file=sys.stderr)
+        print(format_report(report, config))
+    return EXIT_OK
+
+
+def format_report(report: dict, config: RunConfig) -> str:
+    """The human-readable version of the JSON summary."""
+    final, timing = report["final"], report["timing"]
+    fmt = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
+    changed = " ".join(f"{k}={v}" for k, v in config.to_strings(only_changed=True).items())
+    lines = [
+        f"config: {changed or 'defaults'}",
+        f"data:   {report['data']['split']} split, {report['data']['train_size']} train / "
+        f"{report['data']['val_size']} val, from {report['data']['source']}",
+        f"trained {timing['steps']} steps in {timing['seconds']} s ({timing['steps_per_second']} steps/s)",
+        f"final:  train loss {fmt(final['train_loss'], '.4g')}, val loss {fmt(final['val_loss'], '.4g')}, "
+        f"val accuracy {fmt(final['val_accuracy'], '.1%')}",
+        f"gradient norm ratio first/last layer (epoch 1 median): {fmt(report['grad_norm_ratio_first_last'], '.2e')}",
+    ]
+    if report["diverged_at_step"] is not None:
+        lines.append(f"diverged at step {report['diverged_at_step']}, first bad layer {report['first_bad_layer']}")
+    for finding in report["diagnosis"]:
+        lines.append(f"[{finding['severity']}] {finding['kind']}: {finding['message']}")
+        if finding["fix"]:
+            lines.append("    fix: " + " ".join(f"--set {k}={v}" for k, v in finding["fix"].items()))
+    if "preset" in report:
+        p = report["preset"]
+        lines.append(f"claim ({p['name']}): {p['claim']}\nverdict on this data: {p['verdict']}")
+    return "\n".join(lines)
+
+
+def cmd_bench(args) -> int:
+    config, _ = resolve_config(args.preset, args.set)
+    dataset = _load(config, args.data_dir)
+    from gradviz.bench import run_bench
+
+    report = run_bench(config, dataset)
+    if args.json:
+        print(json.dumps(report))
+        return EXIT_OK
+    print(f"model: {args.preset or 'default config'}; data: {dataset.description}")
+    print(f"{'method':<12} {'steps':>6} {'seconds':>8} {'steps/s':>8}")
+    for name, row in report["methods"].items():
+        print(f"{name:<12} {row['steps']:>6} {row['seconds']:>8.2f} {row['steps_per_second']:>8.1f}")
+    print(f"speedup_vs_fit {report['speedup_vs_fit']}  speedup_vs_seed_recipe {report['speedup_vs_seed_recipe']}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gradviz", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("presets", help="list preset names").set_defaults(func=cmd_presets)
+    for name, func, default_preset, help_text in (
+        ("run", cmd_run, None, "train one config and print a summary"),
+        ("bench", cmd_bench, "seed-vanishing-sigmoid", "compare throughput with model.fit and the seed recipe"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--preset", default=default_preset, help="start from a named preset (see `presets`)")
+        p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                       help="override one config field; repeatable")
+        p.add_argument("--data-dir", help="folder with MNIST (default: $GRADVIZ_DATA_DIR, then the Keras cache)")
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        if name == "run":
+            p.add_argument("--save", metavar="PATH", help="also save the RunResult as PATH.npz + PATH.json")
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # exits 2 with a usage message on garbage flags
+    try:
+        return args.func(args)
+    except (ConfigError, BadInput, DataUnavailable) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -1,0 +1,216 @@
+"""RunConfig: one frozen, validated description of a run, with a string round trip for URLs and CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+ARCHITECTURES = ("mlp", "cnn")
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "linear")
+INITIALIZERS = (
+    "glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal",
+    "random_normal", "random_uniform", "zeros",
+)
+# Only these initializers read init_std; for the others it is ignored (and left out of cache keys).
+SCALED_INITIALIZERS = ("random_normal", "random_uniform")
+OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
+CLIP_FIELDS = ("clipnorm", "global_clipnorm", "clipvalue")
+OFF_WORDS = ("off", "none", "null", "", "0", "false")
+CLIP_MAX = 1e6
+
+
+class ConfigError(ValueError):
+    """A field got a value it does not allow; the message names the field, the value and the rule."""
+
+    def __init__(self, field: str, value: Any, allowed: str):
+        self.field, self.value, self.allowed = field, value, allowed
+        super().__init__(f"{field}={value!r} is not valid: {allowed}")
+
+
+@dataclass(frozen=True)
+class _Rule:
+    kind: str  # "int", "float", "log", "bool", "choice", "clip"
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+    def describe(self) -> str:
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "clip":
+            return f"off, or a number > 0 and <= {CLIP_MAX:g}"
+        what = "a whole number" if self.kind == "int" else "a number"
+        return f"{what} from {self.low:g} to {self.high:g}"
+
+
+RULES: dict[str, _Rule] = {
+    "architecture": _Rule("choice", choices=ARCHITECTURES, help="mlp: dense layers; cnn: ResNet-style CNN"),
+    "depth": _Rule("int", 1, 50, help="hidden layers (mlp) or residual blocks (cnn)"),
+    "width": _Rule("int", 8, 1024, help="units per layer (mlp) or base filters (cnn)"),
+    "activation": _Rule("choice", choices=ACTIVATIONS),
+    "initializer": _Rule("choice", choices=INITIALIZERS),
+    "init_std": _Rule("log", 1e-4, 10.0, help="std of random_normal / random_uniform"),
+    "batch_norm": _Rule("bool"),
+    "residual": _Rule("bool"),
+    "optimizer": _Rule("choice", choices=OPTIMIZERS),
+    "learning_rate": _Rule("log", 1e-6, 10.0),
+    "clipnorm": _Rule("clip", help="clip each gradient tensor to this L2 norm"),
+    "global_clipnorm": _Rule("clip", help="clip all gradients together to this global L2 norm"),
+    "clipvalue": _Rule("clip", help="clip every gradient element to [-v, v]"),
+    "batch_size": _Rule("int", 8, 2048),
+    "epochs": _Rule("int", 1, 100),
+    "train_size": _Rule("int", 100, 60000, help="training examples (capped by what the data holds)"),
+    "seed": _Rule("int", 0, 2**31 - 1),
+}
+
+
+def _check_number(field: str, value: Any, rule: _Rule) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(field, value, rule.describe())
+    if rule.kind == "int" and float(value) != int(value):
+        raise ConfigError(field, value, rule.describe())
+    if not rule.low <= value <= rule.high:
+        raise ConfigError(field, value, rule.describe())
+    return int(value) if rule.kind == "int" else float(value)
+
+
+def _check(field: str, value: Any) -> Any:
+    """Return the value in its canonical Python type, or raise ConfigError."""
+    rule = RULES[field]
+    if rule.kind == "choice":
+        if value not in rule.choices:
+            raise ConfigError(field, value, rule.describe())
+        return value
+    if rule.kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(field, value, rule.describe())
+        return value
+    if rule.kind == "clip":
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(field, value, rule.describe())
+        if not 0 < value <= CLIP_MAX:
+            raise ConfigError(field, value, rule.describe())
+        return float(value)
+    return _check_number(field, value, rule)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides a run's numbers. Invalid values never make it past __post_init__."""
+
+    architecture: str = "mlp"
+    depth: int = 6
+    width: int = 128
+    activation: str = "relu"
+    initializer: str = "he_normal"
+    init_std: float = 0.05
+    batch_norm: bool = False
+    residual: bool = False
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    clipnorm: float | None = None
+    global_clipnorm: float | None = None
+    clipvalue: float | None = None
+    batch_size: int = 128
+    epochs: int = 3
+    train_size: int = 8000
+    seed: int = 0
+
+    def __post_init__(self):
+        for field in RULES:
+            # object.__setattr__ because the dataclass is frozen; this only canonicalises types.
+            object.__setattr__(self, field, _check(field, getattr(self, field)))
+        clips = [f for f in CLIP_FIELDS if getattr(self, f) is not None]
+        if len(clips) > 1:
+            raise ConfigError(
+                clips[1], getattr(self, clips[1]),
+                f"only one of clipnorm, global_clipnorm, clipvalue may be on (Keras allows one); "
+                f"{clips[0]} is already {getattr(self, clips[0]):g}",
+            )
+        if self.batch_size > self.train_size:
+            raise ConfigError("batch_size", self.batch_size, f"at most train_size ({self.train_size})")
+
+    # --- round trips -------------------------------------------------------------------------
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        unknown = sorted(set(changes) - set(RULES))
+        if unknown:
+            raise ConfigError(unknown[0], changes[unknown[0]], "unknown field; known: " + ", ".join(RULES))
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_strings(self, only_changed: bool = False) -> dict[str, str]:
+        """Flat dict of strings (URL query / --set); `only_changed` keeps links short."""
+        default = RunConfig()
+        return {
+            f: format_value(getattr(self, f))
+            for f in RULES
+            if not only_changed or getattr(self, f) != getattr(default, f)
+        }
+
+    @classmethod
+    def from_strings(cls, values: Mapping[str, str], base: "RunConfig | None" = None) -> "RunConfig":
+        """Parse a flat dict of strings over `base` (default RunConfig()). Raises ConfigError."""
+        changes = {field: parse_value(field, text) for field, text in values.items()}
+        return (base or cls()).replace(**changes)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "RunConfig":
+        return cls().replace(**dict(values))
+
+    def cache_key(self) -> str:
+        """Hash of the fields that change the result (init_std only where the initializer reads it)."""
+        fields = self.to_strings()
+        if self.initializer not in SCALED_INITIALIZERS:
+            fields.pop("init_std")
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "off"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value).removesuffix(".0")  # 1.0 -> "1", 0.001 -> "0.001": short, exact links
+    return str(value)
+
+
+def parse_value(field: str, text: str) -> Any:
+    """Parse one field from its string form; raises ConfigError naming the field and the text given."""
+    if field not in RULES:
+        raise ConfigError(field, text, "unknown field; known: " + ", ".join(RULES))
+    rule = RULES[field]
+    try:
+        return _check(field, _from_text(rule, str(text).strip().lower()))
+    except (ValueError, OverflowError):  # ConfigError included: report the text as the user gave it
+        raise ConfigError(field, text, rule.describe()) from None
+
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _from_text(rule: _Rule, raw: str) -> Any:
+    if rule.kind == "choice":
+        return raw
+    if rule.kind == "bool":
+        if raw not in _TRUE + _FALSE:
+            raise ValueError(raw)
+        return raw in _TRUE
+    if rule.kind == "clip" and raw in OFF_WORDS:
+        return None
+    number = float(raw)
+    if rule.kind == "int" and math.isfinite(number) and number == int(number):
+        return int(number)
+    return number

@@ -1,0 +1,98 @@
+"""Named RunConfigs: the seed article's four experiments as written, and presets that reliably show
+each phenomenon and its fix on the local data, each with a claim checked against its findings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gradviz.config import ConfigError, RunConfig
+from gradviz.diagnose import Finding
+
+# Sized to finish in a few seconds on 2 cores: 8k training images x 3 epochs, batch 128.
+BASE = RunConfig(train_size=8000, epochs=3, batch_size=128, optimizer="adam", learning_rate=1e-3)
+DEEP_SIGMOID = BASE.replace(depth=10, width=256, activation="sigmoid", initializer="glorot_uniform")
+DEEP_LINEAR = BASE.replace(depth=20, width=256, activation="linear", initializer="glorot_uniform")
+LINEAR_SGD = DEEP_LINEAR.replace(initializer="random_normal", init_std=0.08, optimizer="sgd", learning_rate=0.01)
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    summary: str  # one line, for `python -m gradviz presets` and the picker
+    config: RunConfig
+    claim: str  # what the experiment is said to show
+    expect: str  # the finding kind that shows it: a problem kind, or "healthy"
+    seed: bool = False  # one of the seed article's experiments, as written
+
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("seed-vanishing-sigmoid", "Seed article: 10 sigmoid layers of 256, Adam 1e-3 - gradients vanish",
+           DEEP_SIGMOID,
+           "A deep sigmoid MLP barely learns: accuracy stays near 10 % and the first layer's gradient is "
+           "orders of magnitude smaller than the last layer's.", "vanishing", seed=True),
+    Preset("seed-fixed-resnet", "Seed article's fix: ReLU + He init + batch norm + residual CNN",
+           BASE.replace(architecture="cnn", depth=3, width=16, activation="relu", initializer="he_normal",
+                        batch_norm=True, residual=True),
+           "ReLU, He initialization, batch norm and residual connections let a deep network train.",
+           "healthy", seed=True),
+    Preset("seed-exploding-linear", "Seed article: 20 linear layers of 256, Glorot, Adam 1e-3 - said to explode",
+           DEEP_LINEAR,
+           "A 20-layer linear network with Adam 1e-3 has exploding gradients.", "exploding", seed=True),
+    Preset("seed-clipnorm", "Seed article: the same 20 linear layers with clipnorm=1.0",
+           DEEP_LINEAR.replace(clipnorm=1.0),
+           "With clipnorm=1.0 the deep linear network trains stably.", "healthy", seed=True),
+    Preset("exploding-linear", "20 linear layers, RandomNormal sd 0.08, SGD 0.01 - goes to NaN in epoch 1",
+           LINEAR_SGD,
+           "Each layer multiplies the signal's variance by 256 x 0.08^2 = 1.6, so 20 layers grow it ~13,000x; "
+           "with SGD one huge gradient is one huge step, and the loss becomes NaN.", "diverged"),
+    Preset("exploding-linear-clipped", "The same, with clipnorm=1.0 - trains",
+           LINEAR_SGD.replace(clipnorm=1.0),
+           "Clipping each gradient's norm to 1 bounds every SGD step, so the same network trains.", "healthy"),
+    Preset("vanishing-fixed-relu-he", "10 x 256 with ReLU + He init instead of sigmoid - trains",
+           DEEP_SIGMOID.replace(activation="relu", initializer="he_normal"),
+           "ReLU's slope is 1 where active and He init keeps the variance per layer ~1, so the gradient "
+           "reaches the first layer.", "healthy"),
+    Preset("vanishing-fixed-batchnorm", "10 sigmoid layers with batch norm - trains",
+           DEEP_SIGMOID.replace(batch_norm=True),
+           "Batch norm re-centres every layer's input to the middle of the sigmoid, where its slope is largest.",
+           "healthy"),
+    Preset("vanishing-fixed-residual", "10 sigmoid layers with residual skips - trains",
+           DEEP_SIGMOID.replace(residual=True),
+           "Skip connections give the gradient an identity path around every pair of layers.", "healthy"),
+    Preset("saturated-tanh", "10 tanh layers with RandomNormal sd 1.0 - saturated units",
+           BASE.replace(depth=10, width=256, activation="tanh", initializer="random_normal", init_std=1.0),
+           "Weights with sd 1 over 256 inputs push tanh far into its flat tails, where its slope is ~0.",
+           "saturation"),
+    Preset("dead-relu", "ReLU with a too-large Adam step (lr 0.05) - dead units",
+           BASE.replace(depth=6, width=128, activation="relu", initializer="he_normal", learning_rate=0.05),
+           "A too-large step pushes ReLU units' inputs negative for every image; they output 0 and stop learning.",
+           "dead_units"),
+)}
+
+DEFAULT_PRESET = "seed-vanishing-sigmoid"
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ConfigError("preset", name, "one of " + ", ".join(PRESETS))
+    return PRESETS[name]
+
+
+def verdict(preset: Preset, findings: list[Finding]) -> tuple[str, str]:
+    """('reproduced' | 'partly' | 'not reproduced', why), computed from the run's findings."""
+    by_kind = {f.kind: f for f in findings}
+    problems = [f for f in findings if f.kind != "healthy" and f.severity != "info"]
+    if preset.expect == "healthy":
+        healthy = by_kind.get("healthy")
+        if not problems and healthy is not None and healthy.severity == "info":
+            return "reproduced", healthy.message
+        if not problems:
+            return "partly", (healthy.message if healthy else "No gradient problem, but it learned little.")
+        return "not reproduced", problems[0].message
+    found = by_kind.get(preset.expect)
+    if found is not None and found.severity != "info":
+        return "reproduced", found.message
+    if found is not None:
+        return "partly", found.message
+    shown = problems[0].message if problems else findings[0].message
+    return "not reproduced", f"No {preset.expect} finding on this data. {shown}"

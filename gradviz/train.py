@@ -1,0 +1,342 @@
+"""Instrumented, graph-compiled training: per-layer gradient norms recorded inside the compiled step."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gradviz.config import RunConfig
+from gradviz.data import Dataset
+from gradviz.models import activation_layers, build_model, kernel_layers
+from gradviz.result import RunResult
+from gradviz.steplog import DEFAULT_CAPACITY, StepLog
+
+WEIGHT_BINS = 60
+ACT_BINS = 40
+PROBE_SIZE = 512  # fixed validation images whose activations are summarised each epoch
+TRAIN_EVAL_SIZE = 2000  # train subset scored at step 0, before there is an epoch mean
+EVAL_BATCH = 1000
+CHUNK_SECONDS = 0.4  # aim for a progress callback this often, so a UI can stream
+MIN_CHUNK, MAX_CHUNK = 4, 512
+FIRST_CHUNK = 8  # small, so the first numbers appear soon after tracing
+# Activation histograms use fixed ranges so runs can be compared; values outside land in the edge bins.
+ACT_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, 4.0)}
+DEFAULT_ACT_RANGE = (-4.0, 4.0)
+SATURATION = {"sigmoid": 0.02, "tanh": 0.02}  # within this of the asymptote: derivative ~< 0.04
+STEP_LOG_CAPACITY = DEFAULT_CAPACITY  # rows kept per run, however long it trains
+FIXED_ROWS = 4  # per-step record: loss, correct count, global norm pre, global norm post
+
+
+@dataclass
+class Progress:
+    """Handed to on_progress between compiled chunks."""
+
+    step: int
+    total_steps: int
+    epoch: float
+    loss: float
+    snapshot: Callable[[], RunResult]  # the result so far (built only if asked for)
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total_steps if self.total_steps else 1.0
+
+
+def make_optimizer(config: RunConfig, with_clipping: bool = False) -> keras.optimizers.Optimizer:
+    """The optimizer a config names. gradviz clips gradients itself (to record the norm after
+    clipping), so it asks for one without; `with_clipping` gives the plain-Keras equivalent."""
+    clip = {f: getattr(config, f) for f in ("clipnorm", "global_clipnorm", "clipvalue")
+            if with_clipping and getattr(config, f) is not None}
+    lr = config.learning_rate
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, **clip)
+    if config.optimizer == "momentum":
+        return keras.optimizers.SGD(lr, momentum=0.9, **clip)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(lr, **clip)
+    return keras.optimizers.Adam(lr, **clip)
+
+
+def clip_gradients(grads: list[tf.Tensor], config: RunConfig) -> list[tf.Tensor]:
+    """Same rule as Keras' optimizer clipping (at most one of the three is set)."""
+    if config.clipnorm is not None:
+        return [tf.clip_by_norm(g, config.clipnorm) for g in grads]
+    if config.global_clipnorm is not None:
+        return tf.clip_by_global_norm(grads, config.global_clipnorm)[0]
+    if config.clipvalue is not None:
+        return [tf.clip_by_value(g, -config.clipvalue, config.clipvalue) for g in grads]
+    return grads
+
+
+def _loss(y, logits):
+    return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+
+
+class CompiledSteps:
+    """The graph-compiled training chunk and evaluation for one model.
+
+    One call runs steps [s0, s1) of an epoch's permutation entirely in the graph and returns a
+    [n, 4 + 2L] float32 matrix: loss, correct, global norm pre/post clip, then per-kernel gradient
+    norms (pre-clip) and update/weight ratios. A non-finite loss or gradient stops the chunk at
+    that step without applying its update; its row (NaN included) is the last one returned.
+    """
+
+    def __init__(self, model: keras.Model, config: RunConfig, x: np.ndarray, y: np.ndarray):
+        self.model, self.config = model, config
+        self.optimizer = make_optimizer(config)
+        self.variables = model.trainable_variables
+        self.optimizer.build(self.variables)
+        kernel_paths = {layer.kernel.path for layer in kernel_layers(model)}
+        self.kernel_index = [i for i, v in enumerate(self.variables) if v.path in kernel_paths]
+        self.x, self.y = tf.constant(x), tf.constant(y)
+        n = len(y)
+        self.chunk = tf.function(self._chunk, input_signature=[
+            tf.TensorSpec([n], tf.int32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)])
+        self.evaluate_batch = tf.function(self._evaluate_batch, input_signature=[
+            tf.TensorSpec([None, 28, 28], tf.float32), tf.TensorSpec([None], tf.int32)])
+
+    def _step(self, xb, yb):
+        with tf.GradientTape() as tape:
+            logits = self.model(xb, training=True)
+            loss = _loss(yb, logits)
+        grads = tape.gradient(loss, self.variables)
+        norms = tf.stack([tf.norm(grads[i]) for i in self.kernel_index])
+        pre = tf.linalg.global_norm(grads)
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), yb), tf.float32))
+        ok = tf.math.is_finite(loss) & tf.math.is_finite(pre) & tf.reduce_all(tf.math.is_finite(norms))
+        kernels = [self.variables[i] for i in self.kernel_index]
+        if ok:
+            before = [tf.identity(k) for k in kernels]
+            clipped = clip_gradients(grads, self.config)
+            post = tf.linalg.global_norm(clipped)
+            self.optimizer.apply(clipped, self.variables)
+            ratios = tf.stack([tf.norm(k - b) / (tf.norm(b) + 1e-12) for k, b in zip(kernels, before)])
+        else:
+            post = tf.constant(math.nan)
+            ratios = tf.fill([len(kernels)], math.nan)
+        return ok, tf.concat([tf.stack([loss, correct, pre, post]), norms, ratios], 0)
+
+    def _chunk(self, perm, s0, s1):
+        batch = self.config.batch_size
+        rows = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+        for i in tf.range(s0, s1):
+            idx = perm[i * batch:(i + 1) * batch]
+            ok, row = self._step(tf.gather(self.x, idx), tf.gather(self.y, idx))
+            rows = rows.write(i - s0, row)
+            if not ok:
+                break
+        return rows.stack()
+
+    def _evaluate_batch(self, x, y):
+        logits = self.model(x, training=False)
+        losses = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32))
+        return tf.reduce_sum(losses), correct
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Mean loss and accuracy over (x, y), forward only, in inference mode."""
+        total_loss = total_correct = 0.0
+        for start in range(0, len(y), EVAL_BATCH):
+            loss, correct = self.evaluate_batch(x[start:start + EVAL_BATCH], y[start:start + EVAL_BATCH])
+            total_loss += float(loss)
+            total_correct += float(correct)
+        return total_loss / len(y), total_correct / len(y)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> tf.Tensor:
+    # Stateless: the shuffle depends only on (seed, epoch), never on what else the process did.
+    return tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int32), seed=[seed, epoch])
+
+
+class Probe:
+    """Per-layer weight histograms and activation statistics, taken at each snapshot."""
+
+    def __init__(self, model: keras.Model, config: RunConfig, probe_x: np.ndarray):
+        self.activation = config.activation
+        self.kernels = [layer.kernel for layer in kernel_layers(model)]
+        acts = activation_layers(model)
+        self.act_names = [layer.name for layer in acts]
+        self.act_model = keras.Model(model.input, [layer.output for layer in acts])
+        self.probe_x = probe_x
+        self.weight_edges = np.stack([_weight_edges(np.asarray(k)) for k in self.kernels])
+        low, high = ACT_RANGES.get(config.activation, DEFAULT_ACT_RANGE)
+        self.act_edges = np.tile(np.linspace(low, high, ACT_BINS + 1), (len(acts), 1))
+
+    def weight_hist(self) -> np.ndarray:
+        return np.stack([_clipped_hist(np.asarray(k), edges) for k, edges in zip(self.kernels, self.weight_edges)])
+
+    def activations(self) -> tuple[np.ndarray, np.ndarray]:
+        """([A, AB] histogram counts, [A, 4] mean/std/dead/saturated) on the probe batch."""
+        outputs = self.act_model(self.probe_x, training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        hists, stats = [], []
+        for values, edges in zip(outputs, self.act_edges):
+            values = np.asarray(values, dtype=np.float64)
+            hists.append(_clipped_hist(values, edges))
+            stats.append(activation_stats(values, self.activation))
+        return np.stack(hists), np.stack(stats)
+
+
+def activation_stats(values: np.ndarray, activation: str) -> np.ndarray:
+    """mean, std, dead fraction (relu: units zero for every probe input), saturated fraction."""
+    finite = values[np.isfinite(values)]
+    mean = float(finite.mean()) if finite.size else math.nan
+    std = float(finite.std()) if finite.size else math.nan
+    dead = saturated = math.nan
+    if activation == "relu":
+        per_unit = values.reshape(-1, values.shape[-1])  # conv: a unit is a channel
+        dead = float(np.mean(np.all(per_unit <= 0, axis=0)))
+    margin = SATURATION.get(activation)
+    if margin is not None:
+        low, high = ACT_RANGES[activation]
+        saturated = float(np.mean((values < low + margin) | (values > high - margin)))
+    return np.array([mean, std, dead, saturated])
+
+
+def _weight_edges(kernel: np.ndarray) -> np.ndarray:
+    """Symmetric bins at 1.5x the initial largest weight (zeros init: +-0.05)."""
+    limit = 1.5 * float(np.max(np.abs(kernel))) or 0.05
+    return np.linspace(-limit, limit, WEIGHT_BINS + 1)
+
+
+def _clipped_hist(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts on fixed edges; out-of-range values go to the edge bins, NaN is dropped."""
+    values = np.asarray(values).reshape(-1)
+    values = np.clip(values[~np.isnan(values)], edges[0], edges[-1])
+    return np.histogram(values, bins=edges)[0]
+
+
+def _locate_divergence(model: keras.Model, xb: np.ndarray, bad_norms: np.ndarray) -> tuple[str, str]:
+    """Name the layer where numbers first went non-finite at the diverging step.
+
+    Forward first: the earliest kernel layer whose output on that batch overflows. If the forward
+    pass is finite, the overflow happened in backprop, which runs output -> input: the bad layer
+    nearest the output is where it began.
+    """
+    layers = kernel_layers(model)
+    outputs = keras.Model(model.input, [layer.output for layer in layers])(xb, training=True)
+    for layer, out in zip(layers, outputs):
+        if not np.all(np.isfinite(np.asarray(out))):
+            return layer.name, "forward"
+    bad = np.flatnonzero(~np.isfinite(bad_norms))
+    return layers[int(bad[-1]) if bad.size else -1].name, "backward"
+
+
+class _Recorder:
+    """Collects step rows and snapshots and assembles RunResults (partial or final)."""
+
+    def __init__(self, config, dataset, layers, probe: Probe, steps_per_epoch, started):
+        self.config, self.dataset, self.layers, self.probe = config, dataset, layers, probe
+        self.steps_per_epoch, self.started = steps_per_epoch, started
+        self.log = StepLog(FIXED_ROWS + 2 * len(layers), STEP_LOG_CAPACITY)
+        self.snapshots: list[dict] = []
+        self.steps_done = 0
+
+    def add_steps(self, rows: np.ndarray) -> None:
+        self.log.append(self.steps_done, rows)
+        self.steps_done += len(rows)
+
+    def snapshot(self, train_loss: float, train_accuracy: float, val: tuple[float, float]) -> None:
+        act_hist, act_stats = self.probe.activations()
+        self.snapshots.append({
+            "epoch": self.steps_done / self.steps_per_epoch, "epoch_step": self.steps_done,
+            "train_loss": train_loss, "train_accuracy": train_accuracy,
+            "val_loss": val[0], "val_accuracy": val[1],
+            "weight_hist": self.probe.weight_hist(), "act_hist": act_hist, "act_stats": act_stats,
+        })
+
+    def result(self, **extra) -> RunResult:
+        steps, rows = self.log.arrays()
+        n_layers = len(self.layers)
+        batch = self.config.batch_size
+        snap = {key: np.array([s[key] for s in self.snapshots]) for key in self.snapshots[0]}
+        return RunResult(
+            config=self.config, data=self.dataset.info(), layers=self.layers,
+            act_layers=self.probe.act_names, steps_per_epoch=self.steps_per_epoch,
+            total_steps=self.steps_per_epoch * self.config.epochs,
+            step=steps, loss=rows[:, 0], accuracy=rows[:, 1] / batch,
+            global_norm_pre=rows[:, 2], global_norm_post=rows[:, 3],
+            grad_norm=rows[:, FIXED_ROWS:FIXED_ROWS + n_layers].reshape(-1, n_layers),
+            update_ratio=rows[:, FIXED_ROWS + n_layers:].reshape(-1, n_layers),
+            weight_edges=self.probe.weight_edges, act_edges=self.probe.act_edges,
+            step_stride=self.log.stride, steps_done=self.steps_done,
+            seconds=time.perf_counter() - self.started, **snap, **extra,
+        )
+
+
+def _epoch_means(rows: list[np.ndarray], batch: int) -> tuple[float, float]:
+    """Mean loss and accuracy over an epoch's finite steps (Keras' running train metrics)."""
+    stacked = np.concatenate(rows) if rows else np.empty((0, FIXED_ROWS))
+    finite = stacked[np.isfinite(stacked[:, 0])]
+    if not len(finite):
+        return math.nan, math.nan
+    return float(finite[:, 0].mean()), float(finite[:, 1].sum() / (batch * len(finite)))
+
+
+def train(
+    config: RunConfig,
+    data: Dataset,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunResult:
+    """Train `config` on `data`, recording every step's gradient norms; never raises on NaN."""
+    started = time.perf_counter()
+    model = build_model(config)
+    n = len(data.y_train)
+    steps_per_epoch = n // config.batch_size  # whole batches only: every step sees batch_size examples
+    compiled = CompiledSteps(model, config, data.x_train, data.y_train)
+    probe = Probe(model, config, data.x_val[:PROBE_SIZE])
+    rec = _Recorder(config, data, [layer.name for layer in kernel_layers(model)], probe, steps_per_epoch, started)
+    rec.snapshot(*compiled.evaluate(data.x_train[:TRAIN_EVAL_SIZE], data.y_train[:TRAIN_EVAL_SIZE]),
+                 compiled.evaluate(data.x_val, data.y_val))
+    chunk = FIRST_CHUNK
+    for epoch in range(config.epochs):
+        perm = epoch_order(n, config.seed, epoch)
+        epoch_rows: list[np.ndarray] = []
+        start = 0
+        while start < steps_per_epoch:
+            tick = time.perf_counter()
+            rows = compiled.chunk(perm, tf.constant(start), tf.constant(min(start + chunk, steps_per_epoch))).numpy()
+            chunk = _next_chunk(chunk, len(rows), time.perf_counter() - tick)
+            rec.add_steps(rows)
+            epoch_rows.append(rows)
+            start += len(rows)
+            if not _step_ok(rows[-1], len(rec.layers)):
+                return _diverged(rec, compiled, model, data, perm, epoch_rows, start - 1)
+            if on_progress is not None:
+                on_progress(Progress(rec.steps_done, steps_per_epoch * config.epochs,
+                                     rec.steps_done / steps_per_epoch, float(rows[-1, 0]), rec.result))
+            if should_stop is not None and should_stop():
+                rec.snapshot(*_epoch_means(epoch_rows, config.batch_size), compiled.evaluate(data.x_val, data.y_val))
+                return rec.result(stopped=True)
+        rec.snapshot(*_epoch_means(epoch_rows, config.batch_size), compiled.evaluate(data.x_val, data.y_val))
+    return rec.result()
+
+
+def _step_ok(row: np.ndarray, n_layers: int) -> bool:
+    """The compiled step's own test: finite loss, global norm and per-kernel norms."""
+    return bool(np.isfinite(row[0]) and np.isfinite(row[2]) and np.isfinite(row[FIXED_ROWS:FIXED_ROWS + n_layers]).all())
+
+
+def _next_chunk(current: int, done: int, seconds: float) -> int:
+    """Steps for the next chunk, so that chunks take about CHUNK_SECONDS (no retrace: s0/s1 are tensors)."""
+    if done < current or seconds <= 0:
+        return current
+    return int(np.clip(done * CHUNK_SECONDS / seconds, MIN_CHUNK, MAX_CHUNK))
+
+
+def _diverged(rec, compiled, model, data, perm, epoch_rows, bad_in_epoch) -> RunResult:
+    """Stop at the first non-finite step: locate the layer, snapshot the last finite weights."""
+    batch = rec.config.batch_size
+    idx = np.asarray(perm[bad_in_epoch * batch:(bad_in_epoch + 1) * batch])
+    n_layers = len(rec.layers)
+    bad_norms = epoch_rows[-1][-1, FIXED_ROWS:FIXED_ROWS + n_layers]
+    layer, origin = _locate_divergence(model, data.x_train[idx], bad_norms)
+    rec.snapshot(*_epoch_means(epoch_rows, batch), compiled.evaluate(data.x_val, data.y_val))
+    return rec.result(diverged_at_step=rec.steps_done - 1, first_bad_layer=layer, divergence_origin=origin)
