@@ -13,7 +13,8 @@ import tensorflow as tf
 from gradviz.config import RunConfig
 from gradviz.data import Dataset
 from gradviz.models import build_model, kernel_layers
-from gradviz.train import make_optimizer, train
+from gradviz.optim import keras_optimizer
+from gradviz.train import train
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -29,7 +30,7 @@ def time_fit(config: RunConfig, data: Dataset) -> dict:
     x, y = _whole_batches(data, config.batch_size)
     model = build_model(config)
     started = time.perf_counter()
-    model.compile(make_optimizer(config, with_clipping=True), LOSS)
+    model.compile(keras_optimizer(config), LOSS)
     model.fit(x, y, batch_size=config.batch_size, epochs=config.epochs, shuffle=True, verbose=0)
     return _rate(config.epochs * len(y) // config.batch_size, time.perf_counter() - started)
 
@@ -41,7 +42,7 @@ def time_seed_recipe(config: RunConfig, data: Dataset) -> dict:
     model = build_model(config)
     kernels = [layer.kernel for layer in kernel_layers(model)]
     started = time.perf_counter()
-    model.compile(make_optimizer(config, with_clipping=True), LOSS)
+    model.compile(keras_optimizer(config), LOSS)
     norms = []
     for _ in range(config.epochs):
         model.fit(x, y, batch_size=config.batch_size, epochs=1, shuffle=True, verbose=0)
@@ -71,22 +72,30 @@ def _rate(steps: int, seconds: float) -> dict:
 METHODS = {"fit": time_fit, "seed_recipe": time_seed_recipe, "gradviz": time_gradviz}
 
 
-def run_bench(config: RunConfig, data: Dataset) -> dict:
-    """Time the three methods in this process on the same model and data (each pays its own
-    tracing, as a user would). A small warm-up first pays TensorFlow's one-off start-up costs."""
+def run_bench(config: RunConfig, data: Dataset, repeats: int = 3) -> dict:
+    """Time the three methods in this process on the same model and data, each paying its own
+    tracing as a user would. A small warm-up first pays TensorFlow's one-off start-up costs; the
+    methods then take turns `repeats` times and each reports its median, so that a burst of other
+    load on the machine does not decide the ratio."""
     warm = config.replace(epochs=1, train_size=min(config.train_size, 4 * config.batch_size))
     warm_data = Dataset(data.x_train[:warm.train_size], data.y_train[:warm.train_size], data.x_val[:256],
                         data.y_val[:256], data.source, data.split, data.val_split, warm.train_size)
     for method in METHODS.values():
         method(warm, warm_data)
-    results = {name: method(config, data) for name, method in METHODS.items()}
+    runs = {name: [] for name in METHODS}
+    for _ in range(repeats):
+        for name, method in METHODS.items():
+            runs[name].append(method(config, data))
+    results = {name: sorted(rows, key=lambda r: r["seconds"])[len(rows) // 2] for name, rows in runs.items()}
     ours = results["gradviz"]["steps_per_second"]
     return {
         "config": config.to_dict(),
         "data": data.info(),
+        "repeats": repeats,
         "machine": {"cpus": _cpus(), "platform": platform.platform(), "python": platform.python_version(),
                     "tensorflow": tf.__version__, "keras": keras.__version__},
         "methods": results,
+        "all_seconds": {name: [r["seconds"] for r in rows] for name, rows in runs.items()},
         "speedup_vs_fit": round(ours / results["fit"]["steps_per_second"], 2),
         "speedup_vs_seed_recipe": round(ours / results["seed_recipe"]["steps_per_second"], 2),
     }

@@ -107,11 +107,11 @@ def cmd_bench(args) -> int:
     dataset = _load(config, args.data_dir)
     from gradviz.bench import run_bench
 
-    report = run_bench(config, dataset)
+    report = run_bench(config, dataset, repeats=args.repeats)
     if args.json:
         print(json.dumps(report))
         return EXIT_OK
-    print(f"model: {args.preset or 'default config'}; data: {dataset.description}")
+    print(f"model: {args.preset or 'default config'}; data: {dataset.description}; median of {args.repeats} runs")
     print(f"{'method':<12} {'steps':>6} {'seconds':>8} {'steps/s':>8}")
     for name, row in report["methods"].items():
         print(f"{name:<12} {row['steps']:>6} {row['seconds']:>8.2f} {row['steps_per_second']:>8.1f}")
@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         if name == "run":
             p.add_argument("--save", metavar="PATH", help="also save the RunResult as PATH.npz + PATH.json")
+        else:
+            p.add_argument("--repeats", type=int, default=3, choices=range(1, 11), metavar="N",
+                           help="timed runs per method, median reported (1-10, default 3)")
         p.set_defaults(func=func)
     return parser
 

@@ -14,6 +14,7 @@ import tensorflow as tf
 from gradviz.config import RunConfig
 from gradviz.data import Dataset
 from gradviz.models import activation_layers, build_model, kernel_layers
+from gradviz.optim import FusedOptimizer
 from gradviz.result import RunResult
 from gradviz.steplog import DEFAULT_CAPACITY, StepLog
 
@@ -48,30 +49,26 @@ class Progress:
         return self.step / self.total_steps if self.total_steps else 1.0
 
 
-def make_optimizer(config: RunConfig, with_clipping: bool = False) -> keras.optimizers.Optimizer:
-    """The optimizer a config names. gradviz clips gradients itself (to record the norm after
-    clipping), so it asks for one without; `with_clipping` gives the plain-Keras equivalent."""
-    clip = {f: getattr(config, f) for f in ("clipnorm", "global_clipnorm", "clipvalue")
-            if with_clipping and getattr(config, f) is not None}
-    lr = config.learning_rate
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(lr, **clip)
-    if config.optimizer == "momentum":
-        return keras.optimizers.SGD(lr, momentum=0.9, **clip)
-    if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(lr, **clip)
-    return keras.optimizers.Adam(lr, **clip)
+def clip_gradients(grads: list[tf.Tensor], squares: tf.Tensor, config: RunConfig) -> tuple[list, tf.Tensor]:
+    """Keras' clipping rule (at most one of the three is set), and the global norm after it.
 
-
-def clip_gradients(grads: list[tf.Tensor], config: RunConfig) -> list[tf.Tensor]:
-    """Same rule as Keras' optimizer clipping (at most one of the three is set)."""
-    if config.clipnorm is not None:
-        return [tf.clip_by_norm(g, config.clipnorm) for g in grads]
-    if config.global_clipnorm is not None:
-        return tf.clip_by_global_norm(grads, config.global_clipnorm)[0]
+    `squares` holds each gradient's sum of squares, already computed for the recorded norms, so
+    the norm after clipping needs no further pass over the gradients except for clipvalue.
+    """
+    norms = tf.sqrt(squares)
+    pre = tf.sqrt(tf.reduce_sum(squares))
+    if config.clipnorm is not None:  # == tf.clip_by_norm per tensor: g * c / max(|g|, c)
+        c = config.clipnorm
+        scales = c / tf.maximum(norms, c)
+        clipped = [g * scales[i] for i, g in enumerate(grads)]
+        return clipped, tf.sqrt(tf.reduce_sum(tf.square(tf.minimum(norms, c))))
+    if config.global_clipnorm is not None:  # == tf.clip_by_global_norm
+        c = config.global_clipnorm
+        return [g * (c / tf.maximum(pre, c)) for g in grads], tf.minimum(pre, c)
     if config.clipvalue is not None:
-        return [tf.clip_by_value(g, -config.clipvalue, config.clipvalue) for g in grads]
-    return grads
+        clipped = [tf.clip_by_value(g, -config.clipvalue, config.clipvalue) for g in grads]
+        return clipped, tf.linalg.global_norm(clipped)
+    return grads, pre
 
 
 def _loss(y, logits):
@@ -89,16 +86,17 @@ class CompiledSteps:
 
     def __init__(self, model: keras.Model, config: RunConfig, x: np.ndarray, y: np.ndarray):
         self.model, self.config = model, config
-        self.optimizer = make_optimizer(config)
         self.variables = model.trainable_variables
-        self.optimizer.build(self.variables)
+        self.optimizer = FusedOptimizer(config, self.variables)
         kernel_paths = {layer.kernel.path for layer in kernel_layers(model)}
         self.kernel_index = [i for i, v in enumerate(self.variables) if v.path in kernel_paths]
         self.x, self.y = tf.constant(x), tf.constant(y)
         n = len(y)
-        self.chunk = tf.function(self._chunk, input_signature=[
+        # autograph=False: the loop and branch are written as tf.while_loop / tf.cond already, and
+        # skipping autograph's source conversion of the whole Keras call tree saves tracing time.
+        self.chunk = tf.function(self._chunk, autograph=False, input_signature=[
             tf.TensorSpec([n], tf.int32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)])
-        self.evaluate_batch = tf.function(self._evaluate_batch, input_signature=[
+        self.evaluate_batch = tf.function(self._evaluate_batch, autograph=False, input_signature=[
             tf.TensorSpec([None, 28, 28], tf.float32), tf.TensorSpec([None], tf.int32)])
 
     def _step(self, xb, yb):
@@ -106,31 +104,40 @@ class CompiledSteps:
             logits = self.model(xb, training=True)
             loss = _loss(yb, logits)
         grads = tape.gradient(loss, self.variables)
-        norms = tf.stack([tf.norm(grads[i]) for i in self.kernel_index])
-        pre = tf.linalg.global_norm(grads)
+        squares = tf.stack([tf.reduce_sum(tf.square(g)) for g in grads])
+        norms = tf.sqrt(tf.gather(squares, self.kernel_index))
+        pre = tf.sqrt(tf.reduce_sum(squares))
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), yb), tf.float32))
         ok = tf.math.is_finite(loss) & tf.math.is_finite(pre) & tf.reduce_all(tf.math.is_finite(norms))
         kernels = [self.variables[i] for i in self.kernel_index]
-        if ok:
+
+        def apply():
             before = [tf.identity(k) for k in kernels]
-            clipped = clip_gradients(grads, self.config)
-            post = tf.linalg.global_norm(clipped)
-            self.optimizer.apply(clipped, self.variables)
-            ratios = tf.stack([tf.norm(k - b) / (tf.norm(b) + 1e-12) for k, b in zip(kernels, before)])
-        else:
-            post = tf.constant(math.nan)
-            ratios = tf.fill([len(kernels)], math.nan)
+            clipped, post = clip_gradients(grads, squares, self.config)
+            with tf.control_dependencies([self.optimizer.apply(clipped)]):
+                moved = tf.stack([tf.reduce_sum(tf.math.squared_difference(k.value, b)) for k, b in zip(kernels, before)])
+            size = tf.stack([tf.reduce_sum(tf.square(b)) for b in before])
+            return post, tf.sqrt(moved / (size + 1e-24))
+
+        def skip():  # a non-finite step is recorded but never applied
+            return tf.constant(math.nan), tf.fill([len(kernels)], math.nan)
+
+        post, ratios = tf.cond(ok, apply, skip)
         return ok, tf.concat([tf.stack([loss, correct, pre, post]), norms, ratios], 0)
 
     def _chunk(self, perm, s0, s1):
         batch = self.config.batch_size
-        rows = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
-        for i in tf.range(s0, s1):
+
+        def running(i, ok, rows):
+            return (i < s1) & ok
+
+        def one_step(i, ok, rows):
             idx = perm[i * batch:(i + 1) * batch]
             ok, row = self._step(tf.gather(self.x, idx), tf.gather(self.y, idx))
-            rows = rows.write(i - s0, row)
-            if not ok:
-                break
+            return i + 1, ok, rows.write(i - s0, row)
+
+        rows = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+        _, _, rows = tf.while_loop(running, one_step, (s0, tf.constant(True), rows))
         return rows.stack()
 
     def _evaluate_batch(self, x, y):
@@ -162,7 +169,9 @@ class Probe:
         self.kernels = [layer.kernel for layer in kernel_layers(model)]
         acts = activation_layers(model)
         self.act_names = [layer.name for layer in acts]
-        self.act_model = keras.Model(model.input, [layer.output for layer in acts])
+        act_model = keras.Model(model.input, [layer.output for layer in acts])
+        # Compiled once per run: an eager call of a deep functional model costs more than the maths.
+        self.act_outputs = tf.function(lambda x: act_model(x, training=False), autograph=False)
         self.probe_x = probe_x
         self.weight_edges = np.stack([_weight_edges(np.asarray(k)) for k in self.kernels])
         low, high = ACT_RANGES.get(config.activation, DEFAULT_ACT_RANGE)
@@ -173,11 +182,11 @@ class Probe:
 
     def activations(self) -> tuple[np.ndarray, np.ndarray]:
         """([A, AB] histogram counts, [A, 4] mean/std/dead/saturated) on the probe batch."""
-        outputs = self.act_model(self.probe_x, training=False)
+        outputs = self.act_outputs(self.probe_x)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         hists, stats = [], []
         for values, edges in zip(outputs, self.act_edges):
-            values = np.asarray(values, dtype=np.float64)
+            values = np.asarray(values)
             hists.append(_clipped_hist(values, edges))
             stats.append(activation_stats(values, self.activation))
         return np.stack(hists), np.stack(stats)
@@ -186,8 +195,8 @@ class Probe:
 def activation_stats(values: np.ndarray, activation: str) -> np.ndarray:
     """mean, std, dead fraction (relu: units zero for every probe input), saturated fraction."""
     finite = values[np.isfinite(values)]
-    mean = float(finite.mean()) if finite.size else math.nan
-    std = float(finite.std()) if finite.size else math.nan
+    mean = float(finite.mean(dtype=np.float64)) if finite.size else math.nan
+    std = float(finite.std(dtype=np.float64)) if finite.size else math.nan
     dead = saturated = math.nan
     if activation == "relu":
         per_unit = values.reshape(-1, values.shape[-1])  # conv: a unit is a channel
@@ -206,10 +215,13 @@ def _weight_edges(kernel: np.ndarray) -> np.ndarray:
 
 
 def _clipped_hist(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts on fixed edges; out-of-range values go to the edge bins, NaN is dropped."""
-    values = np.asarray(values).reshape(-1)
-    values = np.clip(values[~np.isnan(values)], edges[0], edges[-1])
-    return np.histogram(values, bins=edges)[0]
+    """Counts on fixed, evenly spaced edges; out-of-range values (and +-Inf) go to the edge bins,
+    NaN is dropped. Binning by arithmetic + bincount is ~5x faster than np.histogram here."""
+    values = np.asarray(values, dtype=np.float32).reshape(-1)
+    values = values[~np.isnan(values)]
+    bins = len(edges) - 1
+    index = np.floor((values - edges[0]) * (bins / (edges[-1] - edges[0])))
+    return np.bincount(np.clip(index, 0, bins - 1).astype(np.intp), minlength=bins)
 
 
 def _locate_divergence(model: keras.Model, xb: np.ndarray, bad_norms: np.ndarray) -> tuple[str, str]:

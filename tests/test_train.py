@@ -12,8 +12,8 @@ from gradviz import train as train_module
 from gradviz.config import RunConfig
 from gradviz.models import build_model, kernel_layers
 from gradviz.result import RunResult
-from gradviz.train import (CompiledSteps, _locate_divergence, activation_stats, epoch_order, make_optimizer,
-                           train)
+from gradviz.train import (CompiledSteps, _locate_divergence, activation_stats, epoch_order, train)
+from gradviz.optim import keras_optimizer
 
 CONFIGS = {
     "mlp-tanh-sgd": RunConfig(depth=4, width=32, activation="tanh", initializer="glorot_uniform",
@@ -64,31 +64,34 @@ def test_recorded_norms_match_an_independent_gradient_tape(name, tiny_data):
             variable.assign(variable.numpy() - config.learning_rate * grad)
 
 
-@pytest.mark.parametrize("clip", [{"clipnorm": 0.05}, {"global_clipnorm": 0.1}, {"clipvalue": 0.001}])
-@pytest.mark.parametrize("optimizer", ["adam", "momentum", "rmsprop"])
-def test_clipping_matches_keras_optimizer_clipping(clip, optimizer, tiny_data):
-    """Two steps with gradviz's own clipping land on the same weights as Keras' optimizer with the
-    same clip argument; the recorded post-clip norm is the norm of what Keras applied."""
+@pytest.mark.parametrize("clip", [{}, {"clipnorm": 0.05}, {"global_clipnorm": 0.1}, {"clipvalue": 0.001}])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "momentum", "rmsprop"])
+def test_updates_and_clipping_match_keras(clip, optimizer, tiny_data):
+    """Steps with gradviz's fused optimizer and own clipping land on the same weights as Keras'
+    optimizer with the same clip argument; the recorded post-clip norm is what Keras applied."""
     config = RunConfig(depth=2, width=16, optimizer=optimizer, learning_rate=0.01, batch_size=32,
                        train_size=256, **clip)
     x, y = tiny_data.x_train, tiny_data.y_train
     order = epoch_order(len(y), 0, 0)
     ours = build_model(config)
-    rows = CompiledSteps(ours, config, x, y).chunk(order, tf.constant(0), tf.constant(2)).numpy()
+    rows = CompiledSteps(ours, config, x, y).chunk(order, tf.constant(0), tf.constant(4)).numpy()
 
     theirs = build_model(config)
-    keras_optimizer = make_optimizer(config, with_clipping=True)
+    reference = keras_optimizer(config)
     order = np.asarray(order)
-    for step in range(2):
+    for step in range(4):
         idx = order[step * 32:(step + 1) * 32]
         _, grads = oracle_step(theirs, x[idx], y[idx])
-        clipped = keras_optimizer._clip_gradients([tf.constant(g) for g in grads])
+        clipped = reference._clip_gradients([tf.constant(g) for g in grads])
         post = math.sqrt(sum(float(tf.reduce_sum(tf.square(g))) for g in clipped))
         np.testing.assert_allclose(rows[step, 3], post, rtol=1e-4)
         assert rows[step, 3] <= rows[step, 2] * (1 + 1e-6)
-        keras_optimizer.apply([tf.constant(g) for g in grads], theirs.trainable_variables)
+        reference.apply([tf.constant(g) for g in grads], theirs.trainable_variables)
+    # Adam/RMSprop divide by sqrt(v) + 1e-7: where a gradient is ~1e-8, float rounding between
+    # graph and eager moves that weight by a visible fraction of one step. A wrong rule would be off
+    # by whole steps (lr = 1e-2), so 0.2 % of a step is a tight bound.
     for a, b in zip(ours.trainable_variables, theirs.trainable_variables):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=2e-3 * config.learning_rate)
 
 
 EXPLODING = RunConfig(depth=12, width=64, activation="linear", initializer="random_normal", init_std=0.5,
@@ -188,3 +191,16 @@ def test_activation_stats_dead_and_saturated():
     conv = np.zeros((2, 3, 3, 2))
     conv[1, 2, 2, 1] = 1.0  # channel 1 fires once: alive
     assert activation_stats(conv, "relu")[2] == 0.5
+
+
+def test_fast_histogram_matches_numpy():
+    from gradviz.train import _clipped_hist
+
+    rng = np.random.default_rng(0)
+    edges = np.linspace(-2.0, 2.0, 41)
+    values = rng.normal(0, 0.8, 10_000)
+    inside = values[(values > -2) & (values < 2)]
+    np.testing.assert_array_equal(_clipped_hist(inside, edges), np.histogram(inside, edges)[0])
+    wild = np.array([-np.inf, -50.0, np.nan, 0.01, 3.0, np.inf])
+    counts = _clipped_hist(wild, edges)
+    assert counts.sum() == 5 and counts[0] == 2 and counts[-1] == 2 and counts[20] == 1
