@@ -28,7 +28,8 @@ class ConfigError(ValueError):
 
     def __init__(self, field: str, value: Any, allowed: str):
         self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}={value!r} is not valid: {allowed}")
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."  # URLs can be long
+        super().__init__(f"{field}={shown} is not valid: {allowed}")
 
 
 @dataclass(frozen=True)
@@ -169,12 +170,45 @@ class RunConfig:
     def from_dict(cls, values: Mapping[str, Any]) -> "RunConfig":
         return cls().replace(**dict(values))
 
+    @classmethod
+    def coerce(cls, values: Mapping[str, Any], base: "RunConfig | None" = None) -> tuple["RunConfig", list[str]]:
+        """Like from_strings, but never raises: each bad value (or a change that clashes with
+        another) is reported and left at `base`'s value. For URLs and widgets."""
+        base = base or cls()
+        messages, good = [], {}
+        for field, value in values.items():
+            try:
+                good[field] = parse_value(field, value) if isinstance(value, str) else _check_known(field, value)
+            except ConfigError as error:
+                messages.append(_fallback_note(error, base))
+        while True:
+            try:
+                return base.replace(**good), messages
+            except ConfigError as error:  # a cross-field clash: drop the named change, else the last one
+                culprit = error.field if error.field in good else list(good)[-1]
+                value = good.pop(culprit)
+                if culprit != error.field:
+                    error = ConfigError(culprit, value, f"clashes with {error.field}: {error.allowed}")
+                messages.append(_fallback_note(error, base))
+
     def cache_key(self) -> str:
         """Hash of the fields that change the result (init_std only where the initializer reads it)."""
         fields = self.to_strings()
         if self.initializer not in SCALED_INITIALIZERS:
             fields.pop("init_std")
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _check_known(field: str, value: Any) -> Any:
+    if field not in RULES:
+        raise ConfigError(field, value, "unknown field; known: " + ", ".join(RULES))
+    return _check(field, value)
+
+
+def _fallback_note(error: ConfigError, base: RunConfig) -> str:
+    if error.field not in RULES:
+        return f"Ignored {error}."
+    return f"{error} - using {error.field}={format_value(getattr(base, error.field))}."
 
 
 def format_value(value: Any) -> str:

@@ -58,6 +58,10 @@ class RunResult:
 
     # --- summaries -----------------------------------------------------------------------------
 
+    def nbytes(self) -> int:
+        """Memory held by the arrays (what a cache should count)."""
+        return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
+
     @property
     def diverged(self) -> bool:
         return self.diverged_at_step is not None

@@ -1,0 +1,276 @@
+"""RunResult -> Altair charts: pure builders over pre-aggregated, bounded data (no Streamlit here)."""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from gradviz.models import ACT_SUFFIX
+from gradviz.result import RunResult
+
+MAX_STEP_BINS = 200
+UPDATE_RATIO_GUIDE = 1e-3
+NONFINITE_COLOR = "#e4002b"
+FONT_SIZES = {False: (13, 14, 16), True: (20, 22, 26)}  # (labels, titles, chart title)
+
+
+# --- aggregation ---------------------------------------------------------------------------------
+
+
+def _bin_rows(result: RunResult, max_bins: int = MAX_STEP_BINS) -> np.ndarray:
+    """Bin index for each step record: at most `max_bins` equal groups of consecutive records."""
+    rows = len(result.step)
+    per_bin = max(1, int(np.ceil(rows / max_bins)))
+    return np.arange(rows) // per_bin
+
+
+def _log10(values: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log10(values)
+
+
+def binned_layers(result: RunResult, column: str = "grad_norm", max_bins: int = MAX_STEP_BINS) -> pd.DataFrame:
+    """Per (step bin, layer): step range, median log10 of `column` over finite values, and whether
+    any value in the bin was NaN/Inf. At most max_bins x len(layers) rows."""
+    values = getattr(result, column)
+    bins = _bin_rows(result, max_bins)
+    n_bins, n_layers = (int(bins[-1]) + 1 if len(bins) else 0), len(result.layers)
+    logs = np.full((n_bins, n_layers), np.nan)
+    nonfinite = np.zeros((n_bins, n_layers), dtype=bool)
+    starts, ends = np.zeros(n_bins, dtype=int), np.zeros(n_bins, dtype=int)
+    positive = np.where(np.isfinite(values) & (values > 0), values, np.nan)
+    for b in range(n_bins):
+        rows = bins == b
+        block = positive[rows]
+        seen = ~np.isnan(block).all(axis=0)
+        logs[b, seen] = np.nanmedian(_log10(block[:, seen]), axis=0)
+        nonfinite[b] = ~np.isfinite(values[rows]).all(axis=0)
+        steps = result.step[rows]
+        starts[b], ends[b] = steps[0], steps[-1] + result.step_stride
+    return pd.DataFrame({
+        "step_start": np.repeat(starts, n_layers),
+        "step_end": np.repeat(ends, n_layers),
+        "layer": np.tile(result.layers, n_bins),
+        "depth": np.tile(np.arange(n_layers), n_bins),
+        "log10": logs.reshape(-1),
+        "value": np.power(10.0, logs.reshape(-1)),
+        "nonfinite": nonfinite.reshape(-1),
+    })
+
+
+def binned_loss(result: RunResult, max_bins: int = MAX_STEP_BINS) -> pd.DataFrame:
+    """Per-step training loss, binned like the heatmap (finite values only)."""
+    bins = _bin_rows(result, max_bins)
+    frame = pd.DataFrame({"step": result.step, "loss": result.loss, "bin": bins})
+    frame = frame[np.isfinite(frame.loss) & (frame.loss > 0)]
+    return frame.groupby("bin", as_index=False).agg(step=("step", "first"), loss=("loss", "mean"))
+
+
+def depth_profile(result: RunResult) -> pd.DataFrame:
+    """Median gradient norm per layer in the first and in the last epoch (finite values)."""
+    first = result.first_epoch_rows()
+    last = result.step >= max(0, result.steps_done - result.steps_per_epoch)
+    parts = []
+    for label, rows in (("first epoch", first), ("last epoch", last)):
+        block = np.where(np.isfinite(result.grad_norm[rows]), result.grad_norm[rows], np.nan)
+        with np.errstate(all="ignore"):
+            medians = np.nanmedian(block, axis=0) if len(block) else np.full(len(result.layers), np.nan)
+        parts.append(pd.DataFrame({"layer": result.layers, "depth": np.arange(len(result.layers)),
+                                   "grad_norm": medians, "when": label}))
+    frame = pd.concat(parts, ignore_index=True)
+    return frame[np.isfinite(frame.grad_norm) & (frame.grad_norm > 0)]
+
+
+# --- shared styling ------------------------------------------------------------------------------
+
+
+def layer_scale(result: RunResult) -> alt.Scale:
+    """One colour per layer, the same in every chart: input layers dark, output layers light."""
+    return alt.Scale(domain=result.layers, scheme="viridis")
+
+
+def layer_sort(result: RunResult) -> list[str]:
+    return list(result.layers)
+
+
+def kernel_of(act_layer: str) -> str:
+    """The kernel layer an activation layer follows (hidden_03_act -> hidden_03), for colours."""
+    return act_layer.removesuffix(ACT_SUFFIX)
+
+
+def styled(chart: alt.TopLevelMixin, large: bool = False) -> alt.TopLevelMixin:
+    """Readable on a projector: bigger type in presentation mode."""
+    labels, titles, title = FONT_SIZES[large]
+    # fit-x: stretch to the page's width but keep the plot height asked for ("fit" squeezes the
+    # plot to make room for titles and legends). Facets size themselves.
+    if not isinstance(chart, alt.FacetChart):
+        chart = chart.properties(autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
+    return (chart.configure_axis(labelFontSize=labels, titleFontSize=titles)
+            .configure_legend(labelFontSize=labels, titleFontSize=titles, labelLimit=240)
+            .configure_header(labelFontSize=labels, titleFontSize=titles)
+            .configure_title(fontSize=title, anchor="start"))
+
+
+def _divergence_rule(result: RunResult) -> alt.Chart | None:
+    if result.diverged_at_step is None:
+        return None
+    frame = pd.DataFrame({"step": [result.diverged_at_step], "label": [f"diverged at step {result.diverged_at_step}"]})
+    rule = alt.Chart(frame).mark_rule(color=NONFINITE_COLOR, strokeWidth=2, strokeDash=[6, 3]).encode(
+        x="step:Q", tooltip=["label:N"])
+    return rule
+
+
+def _with_rule(chart, result):
+    rule = _divergence_rule(result)
+    return chart if rule is None else alt.layer(chart, rule)
+
+
+# --- charts --------------------------------------------------------------------------------------
+
+
+def heatmap_chart(result: RunResult, height: int | None = None) -> alt.LayerChart:
+    """Layer x step heatmap of log10 gradient norm; input layer on top, NaN/Inf cells in red,
+    the divergence step as a dashed rule."""
+    frame = binned_layers(result)
+    finite = frame[np.isfinite(frame.log10)]
+    bad = frame[frame.nonfinite]
+    y = alt.Y("layer:N", sort=layer_sort(result), title=None)
+    x = alt.X("step_start:Q", title="training step", scale=alt.Scale(domain=[0, max(1, result.steps_done)], nice=False),
+              axis=alt.Axis(tickMinStep=1, format="d"))
+    tooltip = ["layer:N", alt.Tooltip("step_start:Q", title="from step"), alt.Tooltip("step_end:Q", title="to step"),
+               alt.Tooltip("value:Q", title="grad norm", format=".2e")]
+    cells = alt.Chart(finite).mark_rect().encode(
+        x=x, x2="step_end:Q", y=y,
+        color=alt.Color("log10:Q", title="log10 grad norm", scale=alt.Scale(scheme="inferno")),
+        tooltip=tooltip)
+    layers = [cells]
+    if len(bad):
+        layers.append(alt.Chart(bad).mark_rect(color=NONFINITE_COLOR).encode(
+            x=x, x2="step_end:Q", y=y, tooltip=["layer:N", alt.Tooltip("step_start:Q", title="NaN/Inf from step")]))
+    rule = _divergence_rule(result)
+    if rule is not None:
+        layers.append(rule)
+    rows = len(result.layers)
+    height = height or int(np.clip(24 * rows, 300, 640))  # every layer's label fits up to ~26 layers
+    return alt.layer(*layers).properties(
+        height=height, title="Gradient norm per layer and step (log10; dark = small, red = NaN/Inf)")
+
+
+def grad_lines_chart(result: RunResult, height: int = 280) -> alt.Chart:
+    """Each kernel's gradient norm over training, log y, one colour per layer."""
+    frame = binned_layers(result)
+    frame = frame[np.isfinite(frame.log10)]
+    chart = alt.Chart(frame).mark_line().encode(
+        x=alt.X("step_start:Q", title="training step"),
+        y=alt.Y("value:Q", title="gradient norm", scale=alt.Scale(type="log")),
+        color=alt.Color("layer:N", scale=layer_scale(result), sort=layer_sort(result), title="layer"),
+        tooltip=["layer:N", "step_start:Q", alt.Tooltip("value:Q", format=".2e")])
+    return _with_rule(chart, result).properties(height=height, title="Gradient norm per layer")
+
+
+def depth_profile_chart(result: RunResult, height: int = 280) -> alt.Chart:
+    """Gradient norm across depth (input -> output), first vs last epoch, log y."""
+    chart = alt.Chart(depth_profile(result)).mark_line(point=True).encode(
+        x=alt.X("layer:N", sort=layer_sort(result), title="layer (input -> output)"),
+        y=alt.Y("grad_norm:Q", title="median gradient norm", scale=alt.Scale(type="log")),
+        color=alt.Color("when:N", title=None, scale=alt.Scale(range=["#9aa5b1", "#1f6feb"])),
+        tooltip=["layer:N", "when:N", alt.Tooltip("grad_norm:Q", format=".2e")])
+    return chart.properties(height=height, title="Gradient norm across depth")
+
+
+def loss_chart(result: RunResult, height: int = 320) -> alt.Chart:
+    """Training loss per step (binned, thin) and train/validation loss per epoch, log y."""
+    steps = binned_loss(result).assign(series="train (per step)")
+    snaps = result.loss_frame()
+    snaps = snaps[np.isfinite(snaps.loss) & (snaps.loss > 0)]
+    y = alt.Y("loss:Q", title="loss (log)", scale=alt.Scale(type="log"))
+    colors = alt.Scale(domain=["train (per step)", "train", "val"], range=["#9aa5b1", "#1f6feb", "#e8590c"])
+    legend = alt.Legend(orient="bottom", title=None)
+    per_step = alt.Chart(steps).mark_line(strokeWidth=1.5).encode(
+        x=alt.X("step:Q", title="training step"), y=y, color=alt.Color("series:N", scale=colors, legend=legend))
+    per_epoch = alt.Chart(snaps).mark_line(point=True, strokeWidth=3).encode(
+        x="step:Q", y=y, color=alt.Color("split:N", scale=colors, legend=legend),
+        tooltip=["split:N", alt.Tooltip("epoch:Q", format=".2f"), alt.Tooltip("loss:Q", format=".4f")])
+    return _with_rule(alt.layer(per_step, per_epoch), result).properties(height=height, title="Loss")
+
+
+def accuracy_chart(result: RunResult, height: int = 220) -> alt.Chart:
+    frame = result.loss_frame()
+    frame = frame[np.isfinite(frame.accuracy)]
+    colors = alt.Scale(domain=["train", "val"], range=["#1f6feb", "#e8590c"])
+    return alt.Chart(frame).mark_line(point=True, strokeWidth=3).encode(
+        x=alt.X("step:Q", title="training step"),
+        y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+        color=alt.Color("split:N", scale=colors, legend=alt.Legend(orient="bottom", title=None)),
+        tooltip=["split:N", alt.Tooltip("epoch:Q", format=".2f"), alt.Tooltip("accuracy:Q", format=".1%")],
+    ).properties(height=height, title="Accuracy (chance = 10%)")
+
+
+def weight_hist_chart(result: RunResult, layers: list[str] | None = None, columns: int = 3) -> alt.FacetChart:
+    """Per-layer weight histograms on the run's fixed bins: initial (grey) vs last snapshot."""
+    chosen = layers or _spread(result.layers)
+    frame = result.weight_hist_frame()
+    frame = frame[frame.layer.isin(chosen)]
+    return _hist_facets(frame, chosen, "weight", columns, "Weights per layer: initial vs now")
+
+
+def activation_hist_chart(result: RunResult, layers: list[str] | None = None, columns: int = 3) -> alt.FacetChart:
+    """Per-layer activation distributions on the probe images: initial vs last snapshot."""
+    chosen = layers or _spread(result.act_layers)
+    frame = result.act_hist_frame()
+    frame = frame[frame.layer.isin(chosen)]
+    return _hist_facets(frame, chosen, "activation", columns, "Activations per layer (512 validation images)")
+
+
+def _hist_facets(frame, chosen, what, columns, title):
+    return alt.Chart(frame).mark_rect(opacity=0.75).encode(
+        x=alt.X("bin_start:Q", title=what), x2="bin_end:Q",
+        y=alt.Y("count:Q", title="count", stack=None),
+        color=alt.Color("when:N", title=None, scale=alt.Scale(domain=["initial", "current"], range=["#9aa5b1", "#1f6feb"])),
+        tooltip=["layer:N", "when:N", alt.Tooltip("bin_start:Q", format=".3g"), "count:Q"],
+    ).properties(width=220, height=140).facet(
+        facet=alt.Facet("layer:N", sort=chosen, title=None), columns=columns,
+    ).resolve_scale(x="independent", y="independent").properties(title=title)
+
+
+def unit_health_chart(result: RunResult, height: int = 240) -> alt.Chart:
+    """Dead (ReLU) or saturated (sigmoid/tanh) fraction per layer at each snapshot."""
+    frame = result.act_stats_frame()
+    column = "dead_fraction" if result.config.activation == "relu" else "saturated_fraction"
+    frame = frame[np.isfinite(frame[column])].assign(color_layer=lambda f: f.layer.map(kernel_of))
+    label = "dead units" if column == "dead_fraction" else "saturated outputs"
+    return alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X("epoch:Q", title="epoch"),
+        y=alt.Y(f"{column}:Q", title=f"fraction of {label}", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+        color=alt.Color("color_layer:N", scale=layer_scale(result), sort=layer_sort(result), title="layer"),
+        tooltip=["layer:N", "epoch:Q", alt.Tooltip(f"{column}:Q", format=".0%")],
+    ).properties(height=height, title=f"Share of {label} per layer")
+
+
+def update_ratio_chart(result: RunResult, height: int = 280) -> alt.Chart:
+    """Update-to-weight ratio per layer over training, log y, with the 1e-3 rule of thumb."""
+    frame = binned_layers(result, column="update_ratio")
+    frame = frame[np.isfinite(frame.log10)]
+    lines = alt.Chart(frame).mark_line().encode(
+        x=alt.X("step_start:Q", title="training step"),
+        y=alt.Y("value:Q", title="|update| / |weights|", scale=alt.Scale(type="log")),
+        color=alt.Color("layer:N", scale=layer_scale(result), sort=layer_sort(result), title="layer"),
+        tooltip=["layer:N", "step_start:Q", alt.Tooltip("value:Q", format=".2e")])
+    guide = alt.Chart(pd.DataFrame({"y": [UPDATE_RATIO_GUIDE]})).mark_rule(strokeDash=[4, 4], color="#555").encode(y="y:Q")
+    return alt.layer(lines, guide).properties(height=height, title="Update / weight ratio per step (guide: 1e-3)")
+
+
+def _spread(names: list[str], count: int = 6) -> list[str]:
+    """Up to `count` names spread from first to last, so deep models show early, middle and late layers."""
+    if len(names) <= count:
+        return list(names)
+    picks = np.linspace(0, len(names) - 1, count).round().astype(int)
+    return [names[i] for i in dict.fromkeys(picks)]
+
+
+ALL_CHARTS = {
+    "heatmap": heatmap_chart, "loss": loss_chart, "accuracy": accuracy_chart, "grad_lines": grad_lines_chart,
+    "depth_profile": depth_profile_chart, "weights": weight_hist_chart, "activations": activation_hist_chart,
+    "unit_health": unit_health_chart, "update_ratio": update_ratio_chart,
+}

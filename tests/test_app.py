@@ -1,0 +1,203 @@
+"""The explorer page under Streamlit's AppTest: real script runs, real training, charts read back
+from their Vega-Lite specs."""
+
+import json
+import re
+
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from gradviz import ui
+from gradviz.config import RunConfig
+from gradviz.presets import PRESETS
+from gradviz.runs import COORDINATOR
+from gradviz.urlstate import parse_query
+
+from conftest import ROOT
+
+APP = str(ROOT / "app.py")
+SMALL = {"train_size": "1024", "epochs": "1", "batch_size": "128"}
+
+
+def open_app(params: dict | None = None, run: bool = True) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=300)
+    for key, value in (params or {}).items():
+        at.query_params[key] = value
+    return at.run() if run else at
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def charts(at: AppTest) -> dict[str, tuple[dict, list[int]]]:
+    """Chart title -> (Vega-Lite spec, row count of each inline dataset)."""
+    found = {}
+    for element in at.get("vega_lite_chart"):
+        spec = json.loads(element.proto.spec)
+        rows = [pa.ipc.open_stream(d.data.data).read_all().num_rows for d in element.proto.datasets]
+        title = spec.get("title", {})
+        found[title.get("text", title) if isinstance(title, dict) else title] = (spec, rows)
+    return found
+
+
+def leaves(spec: dict) -> list[dict]:
+    """The unit specs (mark + encoding) inside nested layers."""
+    if "layer" in spec:
+        return [leaf for sub in spec["layer"] for leaf in leaves(sub)]
+    return [spec]
+
+
+def heatmap(at: AppTest) -> tuple[dict, list[int]]:
+    return next(v for k, v in charts(at).items() if str(k).startswith("Gradient norm per layer and step"))
+
+
+def test_first_visit_shows_the_deep_sigmoid_story():
+    at = open_app()
+    no_exception(at)
+    assert at.markdown[0].value.startswith("### Vanishing")
+    assert "seed-vanishing-sigmoid" in at.caption[1].value and "heatmap" in at.caption[1].value
+    assert at.query_params["preset"] == "seed-vanishing-sigmoid"
+    assert any("test split" in c.value for c in at.caption)  # the data in use is named
+    spec, rows = heatmap(at)
+    layers = spec["layer"][0]
+    assert layers["mark"]["type"] == "rect"
+    assert layers["encoding"]["y"]["sort"][0] == "hidden_01" and layers["encoding"]["y"]["sort"][-1] == "output"
+    assert layers["encoding"]["color"]["field"] == "log10"
+    assert rows[0] == 11 * 186  # 186 steps -> 186 bins (< 200) x 11 kernel layers
+
+
+def test_small_preset_run_yields_charts_and_findings():
+    at = open_app({"preset": "exploding-linear", **SMALL})
+    no_exception(at)
+    assert at.markdown[0].value.startswith("### Diverged")
+    found = charts(at)
+    spec, rows = heatmap(at)
+    marks = [layer.get("mark", {}).get("type") if isinstance(layer.get("mark"), dict) else layer.get("mark")
+             for layer in spec["layer"]]
+    assert marks == ["rect", "rect", "rule"]  # finite cells, NaN/Inf cells, the divergence step
+    assert spec["layer"][1]["mark"]["color"] == "#e4002b"
+    assert spec["layer"][2]["encoding"]["x"]["field"] == "step"
+    assert rows[0] == 21 * 2 and rows[1] == 21  # two finite steps; the bad step marked on every layer
+    assert rows[2] == 1
+    loss_layers = leaves(found["Loss"][0])
+    assert [leaf["encoding"]["y"]["scale"]["type"] for leaf in loss_layers[:2]] == ["log", "log"]
+    assert loss_layers[-1]["mark"]["type"] == "rule"  # the divergence step, marked on the loss too
+    assert {"Gradient norm per layer", "Gradient norm across depth", "Update / weight ratio per step (guide: 1e-3)",
+            "Accuracy (chance = 10%)"} <= set(found)
+    assert re.search(r"diverged at step 2 .*first bad layer is hidden_\d\d", at.error[0].value)
+    fix = [b for b in at.button if b.label.startswith("Apply fix")]
+    assert fix and fix[0].label == "Apply fix: clipnorm=1"
+
+
+def test_apply_fix_changes_the_controls_and_reruns():
+    at = open_app({"preset": "seed-vanishing-sigmoid", **SMALL})
+    before = COORDINATOR.trainings_started
+    next(b for b in at.button if b.label.startswith("Apply fix")).click().run()
+    no_exception(at)
+    assert at.selectbox(key="cfg_activation").value == "relu"
+    assert at.selectbox(key="cfg_initializer").value == "he_normal"
+    linked = parse_query(at.query_params)[0].config  # the link reproduces the fixed config
+    assert (linked.activation, linked.initializer, linked.depth) == ("relu", "he_normal", 10)
+    assert at.markdown[0].value.startswith("### Healthy")
+    assert COORDINATOR.trainings_started == before + 1
+
+
+def test_url_params_load_into_the_controls():
+    at = open_app({"depth": "3", "width": "32", "activation": "tanh", "learning_rate": "0.003",
+                   "batch_norm": "true", "clipvalue": "0.5", "seed": "7", **SMALL})
+    no_exception(at)
+    assert at.slider(key="cfg_depth").value == 3
+    assert at.select_slider(key="cfg_width").value == 32
+    assert at.selectbox(key="cfg_activation").value == "tanh"
+    assert at.select_slider(key="cfg_learning_rate").value == 0.003
+    assert at.toggle(key="cfg_batch_norm").value is True
+    assert at.selectbox(key="clip_mode").value == "clipvalue" and at.select_slider(key="clip_value").value == 0.5
+    assert at.number_input(key="cfg_seed").value == 7
+    assert not at.warning
+    assert heatmap(at)[1][0] == 4 * 8  # 3 hidden + output layers x 8 steps
+
+
+def test_every_control_type_can_be_set_and_lands_in_the_url():
+    at = open_app({"depth": "2", "width": "16", **SMALL})
+    at.slider(key="cfg_depth").set_value(4)
+    at.select_slider(key="cfg_width").set_value(64)
+    at.selectbox(key="cfg_activation").set_value("elu")
+    at.radio(key="cfg_architecture").set_value("mlp")
+    at.toggle(key="cfg_residual").set_value(True)
+    at.selectbox(key="cfg_initializer").set_value("random_normal").run()
+    at.select_slider(key="cfg_init_std").set_value(0.1)
+    at.selectbox(key="cfg_optimizer").set_value("momentum")
+    at.select_slider(key="cfg_learning_rate").set_value(0.01)
+    at.selectbox(key="clip_mode").set_value("global_clipnorm").run()
+    at.select_slider(key="clip_value").set_value(5.0)
+    at.number_input(key="cfg_epochs").set_value(2)
+    at.number_input(key="cfg_seed").set_value(3)
+    at.run()
+    no_exception(at)
+    expected = {"depth": "4", "width": "64", "activation": "elu", "residual": "true", "initializer": "random_normal",
+                "init_std": "0.1", "optimizer": "momentum", "learning_rate": "0.01", "global_clipnorm": "5",
+                "epochs": "2", "seed": "3", "train_size": "1024"}
+    assert {k: at.query_params.get(k) for k in expected} == expected
+    assert any("press **Run**" in i.value for i in at.info)  # a change does not train by itself
+    run = next(b for b in at.sidebar.button if b.label == "Run")
+    run.click().run()
+    no_exception(at)
+    assert heatmap(at)[1][0] == 5 * 16  # 4 hidden + output, 2 epochs x 8 steps
+
+
+def test_junk_url_params_give_messages_and_a_working_page():
+    at = open_app({"depth": "999", "activation": "swish", "learning_rate": "nan", "width": "-8",
+                   "preset": "no-such-preset", "dropout": "0.5", "seed": "ünïcødé", "epochs": "1" * 5000,
+                   "train_size": "1024", "batch_size": "4096"})
+    no_exception(at)
+    warnings = " | ".join(w.value for w in at.warning)
+    for needle in ("Unknown preset 'no-such-preset'", "depth='999' is not valid", "activation='swish'",
+                   "learning_rate='nan'", "width='-8'", "unknown link parameter 'dropout'", "seed='ünïcødé'",
+                   "epochs='1111111", "batch_size='4096' is not valid"):
+        assert needle in warnings, needle
+    assert len(warnings) < 3000  # a very long value is cut, not echoed whole
+    assert at.slider(key="cfg_depth").value == 6  # fell back to the default
+    assert heatmap(at)[1][0] > 0  # and the fallback config trained and drew
+
+
+def test_a_config_seen_before_is_not_retrained():
+    params = {"depth": "2", "width": "8", "activation": "relu", **SMALL}
+    first = open_app(params)
+    no_exception(first)
+    count = COORDINATOR.trainings_started
+    second = open_app(params)  # a new session, same config
+    no_exception(second)
+    assert COORDINATOR.trainings_started == count
+    assert heatmap(second)[1] == heatmap(first)[1]
+
+
+def test_presentation_mode_from_the_url():
+    at = open_app({"preset": "exploding-linear", "present": "1", **SMALL})
+    no_exception(at)
+    assert at.toggle(key="present").value is True
+    assert at.query_params["present"] == "1"
+    found = charts(at)
+    assert "Gradient norm per layer" not in found  # the detail tabs are tucked away
+    spec, _ = heatmap(at)
+    assert spec["config"]["axis"]["labelFontSize"] == 20 and spec["height"] == 520
+
+
+@pytest.mark.parametrize("chart_name", ["heatmap", "loss"])
+def test_export_panel(chart_name):
+    at = open_app({"preset": "exploding-linear", **SMALL})
+    codes = [c.value for c in at.code]
+    link = codes[0]
+    assert link.startswith("?") and "optimizer=sgd" in link and "train_size=1024" in link
+    snippet = next(c for c in codes if c.startswith("import itertools"))
+    assert "keras.optimizers.SGD(learning_rate=0.01)" in snippet
+    key = RunConfig.from_strings(SMALL, base=PRESETS["exploding-linear"].config).cache_key()
+    result = COORDINATOR.cache.get(key)
+    assert result is not None
+    png = ui.chart_file(result, chart_name, "png")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = ui.chart_file(result, chart_name, "svg")
+    assert svg.lstrip().startswith(b"<svg")
+    payload = json.loads(ui.run_json(result))
+    assert payload["diverged_at_step"] == 2 and len(payload["steps"]) == 3 * 21
