@@ -6,11 +6,12 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from gradviz.models import ACT_SUFFIX
+from gradviz.architecture import ACT_SUFFIX
 from gradviz.result import RunResult
 
 MAX_STEP_BINS = 200
 UPDATE_RATIO_GUIDE = 1e-3
+CONFIG_COLORS = ["#1f6feb", "#e8590c", "#2f9e44", "#ae3ec9"]  # A-D in Compare: far apart on any projector
 NONFINITE_COLOR = "#e4002b"
 FONT_SIZES = {False: (13, 14, 16), True: (20, 22, 26)}  # (labels, titles, chart title)
 
@@ -129,9 +130,10 @@ def _with_rule(chart, result):
 # --- charts --------------------------------------------------------------------------------------
 
 
-def heatmap_chart(result: RunResult, height: int | None = None) -> alt.LayerChart:
+def heatmap_chart(result: RunResult, height: int | None = None, color_domain: tuple[float, float] | None = None,
+                  title: str = "Gradient norm per layer and step (log10; dark = small, red = NaN/Inf)") -> alt.LayerChart:
     """Layer x step heatmap of log10 gradient norm; input layer on top, NaN/Inf cells in red,
-    the divergence step as a dashed rule."""
+    the divergence step as a dashed rule. `color_domain` puts several heatmaps on one scale."""
     frame = binned_layers(result)
     finite = frame[np.isfinite(frame.log10)]
     bad = frame[frame.nonfinite]
@@ -142,7 +144,8 @@ def heatmap_chart(result: RunResult, height: int | None = None) -> alt.LayerChar
                alt.Tooltip("value:Q", title="grad norm", format=".2e")]
     cells = alt.Chart(finite).mark_rect().encode(
         x=x, x2="step_end:Q", y=y,
-        color=alt.Color("log10:Q", title="log10 grad norm", scale=alt.Scale(scheme="inferno")),
+        color=alt.Color("log10:Q", title="log10 grad norm",
+                        scale=alt.Scale(scheme="inferno", domain=list(color_domain) if color_domain else alt.Undefined)),
         tooltip=tooltip)
     layers = [cells]
     if len(bad):
@@ -153,8 +156,7 @@ def heatmap_chart(result: RunResult, height: int | None = None) -> alt.LayerChar
         layers.append(rule)
     rows = len(result.layers)
     height = height or int(np.clip(24 * rows, 300, 640))  # every layer's label fits up to ~26 layers
-    return alt.layer(*layers).properties(
-        height=height, title="Gradient norm per layer and step (log10; dark = small, red = NaN/Inf)")
+    return alt.layer(*layers).properties(height=height, title=title)
 
 
 def grad_lines_chart(result: RunResult, height: int = 280) -> alt.Chart:
@@ -209,7 +211,7 @@ def accuracy_chart(result: RunResult, height: int = 220) -> alt.Chart:
 
 def weight_hist_chart(result: RunResult, layers: list[str] | None = None, columns: int = 3) -> alt.FacetChart:
     """Per-layer weight histograms on the run's fixed bins: initial (grey) vs last snapshot."""
-    chosen = layers or _spread(result.layers)
+    chosen = list(layers) if layers else _spread(result.layers)
     frame = result.weight_hist_frame()
     frame = frame[frame.layer.isin(chosen)]
     return _hist_facets(frame, chosen, "weight", columns, "Weights per layer: initial vs now")
@@ -217,19 +219,29 @@ def weight_hist_chart(result: RunResult, layers: list[str] | None = None, column
 
 def activation_hist_chart(result: RunResult, layers: list[str] | None = None, columns: int = 3) -> alt.FacetChart:
     """Per-layer activation distributions on the probe images: initial vs last snapshot."""
-    chosen = layers or _spread(result.act_layers)
+    chosen = list(layers) if layers else _spread(result.act_layers)
     frame = result.act_hist_frame()
     frame = frame[frame.layer.isin(chosen)]
     return _hist_facets(frame, chosen, "activation", columns, "Activations per layer (512 validation images)")
 
 
-def _hist_facets(frame, chosen, what, columns, title):
+def pooled_hist_chart(result: RunResult, height: int = 200) -> alt.Chart:
+    """The seed article's view: every kernel's weights in one histogram, initial vs now. Pooling
+    hides which layer moved; compare with weight_hist_chart."""
+    return _hist_marks(result.pooled_hist_frame(), "weight (all layers pooled)").properties(
+        height=height, title="All kernels pooled (the article's view)")
+
+
+def _hist_marks(frame, what):
     return alt.Chart(frame).mark_rect(opacity=0.75).encode(
         x=alt.X("bin_start:Q", title=what), x2="bin_end:Q",
         y=alt.Y("count:Q", title="count", stack=None),
         color=alt.Color("when:N", title=None, scale=alt.Scale(domain=["initial", "current"], range=["#9aa5b1", "#1f6feb"])),
-        tooltip=["layer:N", "when:N", alt.Tooltip("bin_start:Q", format=".3g"), "count:Q"],
-    ).properties(width=220, height=140).facet(
+        tooltip=["layer:N", "when:N", alt.Tooltip("bin_start:Q", format=".3g"), "count:Q"])
+
+
+def _hist_facets(frame, chosen, what, columns, title):
+    return _hist_marks(frame, what).properties(width=220, height=140).facet(
         facet=alt.Facet("layer:N", sort=chosen, title=None), columns=columns,
     ).resolve_scale(x="independent", y="independent").properties(title=title)
 
@@ -269,8 +281,50 @@ def _spread(names: list[str], count: int = 6) -> list[str]:
     return [names[i] for i in dict.fromkeys(picks)]
 
 
+# --- comparing runs ------------------------------------------------------------------------------
+
+
+def shared_log10_domain(results: list[RunResult]) -> tuple[float, float]:
+    """One colour scale for several heatmaps: the finite log10 range over all of them."""
+    values = np.concatenate([binned_layers(r).log10.to_numpy() for r in results])
+    values = values[np.isfinite(values)]
+    return (float(values.min()), float(values.max())) if values.size else (-1.0, 1.0)
+
+
+def _config_color(runs: dict) -> alt.Color:
+    return alt.Color("config:N", title=None, sort=list(runs),
+                     scale=alt.Scale(domain=list(runs), range=CONFIG_COLORS[:len(runs)]),
+                     legend=alt.Legend(orient="bottom", columns=1, labelLimit=600))
+
+
+def compare_curves_chart(runs: dict[str, RunResult], metric: str = "loss", height: int = 260) -> alt.Chart:
+    """Train (dashed) and validation (solid) curves per epoch, one colour per config."""
+    frame = pd.concat([r.loss_frame().assign(config=label) for label, r in runs.items()], ignore_index=True)
+    frame = frame[np.isfinite(frame[metric]) & ((frame[metric] > 0) | (metric != "loss"))]
+    y = (alt.Y("loss:Q", title="loss (log)", scale=alt.Scale(type="log")) if metric == "loss"
+         else alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")))
+    return alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X("epoch:Q", title="epoch"), y=y,
+        color=_config_color(runs),
+        strokeDash=alt.StrokeDash("split:N", title=None, scale=alt.Scale(domain=["val", "train"], range=[[1, 0], [5, 4]])),
+        tooltip=["config:N", "split:N", alt.Tooltip("epoch:Q", format=".2f"), alt.Tooltip(f"{metric}:Q", format=".4g")],
+    ).properties(height=height, title="Loss (log)" if metric == "loss" else "Accuracy")
+
+
+def compare_profile_chart(runs: dict[str, RunResult], height: int = 260) -> alt.Chart:
+    """Each config's gradient norm across depth (epoch-1 median) on one log axis."""
+    frame = pd.concat([depth_profile(r).query("when == 'first epoch'").assign(config=label)
+                       for label, r in runs.items()], ignore_index=True)
+    return alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X("depth:Q", title="layer (0 = first, right = output)", axis=alt.Axis(tickMinStep=1, format="d")),
+        y=alt.Y("grad_norm:Q", title="median gradient norm, epoch 1", scale=alt.Scale(type="log")),
+        color=_config_color(runs),
+        tooltip=["config:N", "layer:N", alt.Tooltip("grad_norm:Q", format=".2e")],
+    ).properties(height=height, title="Gradient norm across depth")
+
+
 ALL_CHARTS = {
     "heatmap": heatmap_chart, "loss": loss_chart, "accuracy": accuracy_chart, "grad_lines": grad_lines_chart,
     "depth_profile": depth_profile_chart, "weights": weight_hist_chart, "activations": activation_hist_chart,
-    "unit_health": unit_health_chart, "update_ratio": update_ratio_chart,
+    "unit_health": unit_health_chart, "update_ratio": update_ratio_chart, "pooled_weights": pooled_hist_chart,
 }

@@ -6,13 +6,12 @@ import math
 
 import keras
 
+from gradviz.architecture import ACT_SUFFIX, downsample_blocks
 from gradviz.config import RunConfig
 
 # Layer naming contract (charts, diagnosis and tests rely on it):
 #   mlp: hidden_01 ... hidden_NN (Dense kernels), hidden_NN_bn, hidden_NN_act, hidden_NN_add, output
 #   cnn: stem, block_KK_conv1, block_KK_conv2, block_KK_proj (1x1, on stride), *_bn, *_act, output
-ACT_SUFFIX = "_act"
-MAX_DOWNSAMPLES = 2  # MNIST is 28x28: the stem halves it, two more halvings reach 4x4
 
 
 def make_initializer(config: RunConfig, index: int) -> keras.initializers.Initializer:
@@ -93,19 +92,11 @@ def _mlp(b: _Builder, x):
     return x
 
 
-def _downsample_blocks(depth: int) -> set[int]:
-    """Blocks (1-based) that halve the resolution and double the filters: at 1/3 and 2/3 of depth."""
-    if depth < 2:
-        return set()
-    stage = max(1, math.ceil(depth / (MAX_DOWNSAMPLES + 1)))
-    return {1 + stage * k for k in range(1, MAX_DOWNSAMPLES + 1) if 1 + stage * k <= depth}
-
-
 def _cnn(b: _Builder, x):
     """Stem conv (stride 2) then `depth` blocks of two 3x3 convs; a 1x1 projection on stride."""
     x = keras.layers.Reshape((28, 28, 1), name="to_image")(x)
     x = b.act(b.norm(b.conv(x, b.config.width, 3, 2, "stem"), "stem"), "stem")
-    filters, downsample = b.config.width, _downsample_blocks(b.config.depth)
+    filters, downsample = b.config.width, downsample_blocks(b.config.depth)
     for k in range(1, b.config.depth + 1):
         name, stride = f"block_{k:02d}", 1
         if k in downsample:

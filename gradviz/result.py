@@ -13,7 +13,7 @@ import pandas as pd
 
 from gradviz.config import RunConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ACT_STATS = ("mean", "std", "dead_fraction", "saturated_fraction")
 
 
@@ -44,6 +44,8 @@ class RunResult:
     val_accuracy: np.ndarray
     weight_edges: np.ndarray  # [L, WB + 1] fixed per layer for the whole run
     weight_hist: np.ndarray  # [E, L, WB] counts
+    pooled_edges: np.ndarray  # [WB + 1] one grid for all kernels together
+    pooled_hist: np.ndarray  # [E, WB] every kernel's weights pooled (the seed article's histogram)
     act_edges: np.ndarray  # [A, AB + 1]
     act_hist: np.ndarray  # [E, A, AB] counts on the fixed probe batch
     act_stats: np.ndarray  # [E, A, 4] see ACT_STATS
@@ -120,6 +122,10 @@ class RunResult:
     def weight_hist_frame(self, snapshot: int = -1) -> pd.DataFrame:
         """Per layer and bin: initial (snapshot 0) and chosen snapshot counts."""
         return _hist_frame(self.layers, self.weight_edges, self.weight_hist, snapshot)
+
+    def pooled_hist_frame(self, snapshot: int = -1) -> pd.DataFrame:
+        """All kernels' weights in one histogram, initial vs chosen snapshot."""
+        return _hist_frame(["all kernels"], self.pooled_edges[None], self.pooled_hist[:, None], snapshot)
 
     def act_hist_frame(self, snapshot: int = -1) -> pd.DataFrame:
         return _hist_frame(self.act_layers, self.act_edges, self.act_hist, snapshot)

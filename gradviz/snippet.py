@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from gradviz.config import RunConfig
-from gradviz.models import _downsample_blocks
+from gradviz.architecture import downsample_blocks
 
 _OPTIMIZERS = {
     "sgd": "keras.optimizers.SGD(learning_rate={lr}{clip})",
@@ -107,7 +107,7 @@ def keras_snippet(config: RunConfig) -> str:
                    if getattr(config, f) is not None)
     body = (_CNN if config.architecture == "cnn" else _MLP).format(
         depth=config.depth, width=config.width, residual=config.residual,
-        downsample=sorted(_downsample_blocks(config.depth)))
+        downsample=sorted(downsample_blocks(config.depth)))
     return _TEMPLATE.format(
         seed=config.seed, initializer=_initializer(config), activation=config.activation, width=config.width,
         norm="layers.BatchNormalization(momentum=0.9)(x)" if config.batch_norm else "x",

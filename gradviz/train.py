@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ from gradviz.models import activation_layers, build_model, kernel_layers
 from gradviz.optim import FusedOptimizer
 from gradviz.result import RunResult
 from gradviz.steplog import DEFAULT_CAPACITY, StepLog
+
+# Every run builds a new model and so new tf.functions, on purpose (a model per config, nothing
+# shared between sessions); TensorFlow's "excessive retracing" warning would fire on every run.
+tf.get_logger().setLevel(logging.ERROR)
 
 WEIGHT_BINS = 60
 ACT_BINS = 40
@@ -173,12 +178,18 @@ class Probe:
         # Compiled once per run: an eager call of a deep functional model costs more than the maths.
         self.act_outputs = tf.function(lambda x: act_model(x, training=False), autograph=False)
         self.probe_x = probe_x
-        self.weight_edges = np.stack([_weight_edges(np.asarray(k)) for k in self.kernels])
+        initial = [np.asarray(k) for k in self.kernels]
+        self.weight_edges = np.stack([_weight_edges(k) for k in initial])
+        # The seed article's view: every Dense/Conv kernel pooled into one histogram.
+        self.pooled_edges = _weight_edges(np.concatenate([k.reshape(-1) for k in initial]))
         low, high = ACT_RANGES.get(config.activation, DEFAULT_ACT_RANGE)
         self.act_edges = np.tile(np.linspace(low, high, ACT_BINS + 1), (len(acts), 1))
 
-    def weight_hist(self) -> np.ndarray:
-        return np.stack([_clipped_hist(np.asarray(k), edges) for k, edges in zip(self.kernels, self.weight_edges)])
+    def weight_hist(self) -> tuple[np.ndarray, np.ndarray]:
+        """([L, WB] per-layer counts, [WB] counts of all kernels pooled)."""
+        values = [np.asarray(k) for k in self.kernels]
+        per_layer = np.stack([_clipped_hist(v, edges) for v, edges in zip(values, self.weight_edges)])
+        return per_layer, sum(_clipped_hist(v, self.pooled_edges) for v in values)
 
     def activations(self) -> tuple[np.ndarray, np.ndarray]:
         """([A, AB] histogram counts, [A, 4] mean/std/dead/saturated) on the probe batch."""
@@ -256,11 +267,12 @@ class _Recorder:
 
     def snapshot(self, train_loss: float, train_accuracy: float, val: tuple[float, float]) -> None:
         act_hist, act_stats = self.probe.activations()
+        weight_hist, pooled_hist = self.probe.weight_hist()
         self.snapshots.append({
             "epoch": self.steps_done / self.steps_per_epoch, "epoch_step": self.steps_done,
             "train_loss": train_loss, "train_accuracy": train_accuracy,
             "val_loss": val[0], "val_accuracy": val[1],
-            "weight_hist": self.probe.weight_hist(), "act_hist": act_hist, "act_stats": act_stats,
+            "weight_hist": weight_hist, "pooled_hist": pooled_hist, "act_hist": act_hist, "act_stats": act_stats,
         })
 
     def result(self, **extra) -> RunResult:
@@ -276,7 +288,7 @@ class _Recorder:
             global_norm_pre=rows[:, 2], global_norm_post=rows[:, 3],
             grad_norm=rows[:, FIXED_ROWS:FIXED_ROWS + n_layers].reshape(-1, n_layers),
             update_ratio=rows[:, FIXED_ROWS + n_layers:].reshape(-1, n_layers),
-            weight_edges=self.probe.weight_edges, act_edges=self.probe.act_edges,
+            weight_edges=self.probe.weight_edges, pooled_edges=self.probe.pooled_edges, act_edges=self.probe.act_edges,
             step_stride=self.log.stride, steps_done=self.steps_done,
             seconds=time.perf_counter() - self.started, **snap, **extra,
         )

@@ -13,7 +13,8 @@ from gradviz import charts
 from gradviz.config import ACTIVATIONS, INITIALIZERS, OPTIMIZERS, RunConfig, SCALED_INITIALIZERS, format_value
 from gradviz.data import DataUnavailable, load_dataset
 from gradviz.diagnose import Finding, diagnose
-from gradviz.presets import PRESETS
+from gradviz.compare import LABELS, VARIANT_KEYS, build_variants, describe, differing_fields, settings_table
+from gradviz.presets import PRESETS, verdict
 from gradviz.report import summary
 from gradviz.result import RunResult
 from gradviz.runs import COORDINATOR
@@ -62,16 +63,26 @@ def _load_config_into_widgets(config: RunConfig) -> None:
     st.session_state["clip_value"] = getattr(config, mode) if mode != "off" else 1.0
 
 
-def init_session() -> AppState:
-    """First run of a session: read the link once. Later runs keep what the user did."""
-    if "state" not in st.session_state:
-        state, messages = parse_query(st.query_params.to_dict())
+def init_session(page_keys: tuple[str, ...] = ()) -> AppState:
+    """Read a link when there is a new one; otherwise keep what the user did in this session.
+
+    A new link is a first visit, or a query that is not the one this session last wrote (a link
+    opened from the Guide, a pasted URL). An empty query on a later run is a page switch, which
+    keeps the session's state.
+    """
+    query = {k: v for k, v in st.query_params.to_dict().items() if k not in page_keys}
+    fresh = "state" not in st.session_state or (query and query != st.session_state.get("synced_query"))
+    if fresh:
+        state, messages = parse_query(query)
         st.session_state.state = state
         st.session_state.url_messages = messages
         st.session_state.autorun = True  # a link (or a first visit) shows its result without a click
         st.session_state.preset_pick = state.preset or CUSTOM
         st.session_state.present = state.present
-        _load_config_into_widgets(state.config)
+    if fresh or _k("depth") not in st.session_state:  # Streamlit drops widget state on other pages
+        _load_config_into_widgets(st.session_state.state.config)
+        st.session_state.setdefault("preset_pick", st.session_state.state.preset or CUSTOM)
+        st.session_state.setdefault("present", st.session_state.state.present)
     return st.session_state.state
 
 
@@ -133,8 +144,11 @@ def sidebar_controls() -> tuple[AppState, list[str]]:
     return state, messages
 
 
-def sync_url(state: AppState) -> None:
+def sync_url(state: AppState, page_query: dict | None = None) -> None:
+    """Write the state (and the page's own keys) to the URL, and remember it as ours."""
     query = to_query(state)
+    st.session_state.synced_query = dict(query)
+    query |= page_query or {}
     if st.query_params.to_dict() != query:
         st.query_params.from_dict(query)
 
@@ -345,3 +359,260 @@ def explorer_page() -> None:
                f"{result.seconds:.1f} s.")
     if not state.present:
         detail_tabs(result, state)
+
+
+# --- Compare -------------------------------------------------------------------------------------
+
+DEFAULT_VARIANT = "activation=relu; initializer=he_normal"
+DIFF_STYLE = "background-color: #fff3bf; font-weight: 600"
+
+
+def _variant_inputs() -> list[str]:
+    """B-D as 'field=value; ...' text; from the link when there is one, else one useful default."""
+    query = st.query_params.to_dict()
+    linked = any(k in query for k in VARIANT_KEYS)
+    if linked and {k: query.get(k, "") for k in VARIANT_KEYS} != st.session_state.get("synced_variants"):
+        for key in VARIANT_KEYS:
+            st.session_state[f"variant_{key}"] = str(query.get(key, ""))
+    for key in VARIANT_KEYS:
+        default = DEFAULT_VARIANT if key == "b" and not linked else ""
+        st.session_state.setdefault(f"variant_{key}", st.session_state.get(f"kept_variant_{key}", default))
+    columns = st.columns(len(VARIANT_KEYS))
+    texts = []
+    for column, key, label in zip(columns, VARIANT_KEYS, LABELS[1:]):
+        texts.append(column.text_input(f"{label}: changes to A", key=f"variant_{key}",
+                                       placeholder="e.g. batch_norm=true; learning_rate=0.01"))
+        st.session_state[f"kept_variant_{key}"] = texts[-1]  # survives a visit to another page
+    st.session_state.synced_variants = dict(zip(VARIANT_KEYS, texts))
+    return texts
+
+
+def _highlight_differences(table):
+    differs = table.nunique(axis=1) > 1
+    return table.style.apply(lambda row: [DIFF_STYLE if differs[row.name] else "" for _ in row], axis=1)
+
+
+def compare_page() -> None:
+    """2-4 configs trained with the same seed and data, overlaid."""
+    page_config("compare")
+    init_session(page_keys=VARIANT_KEYS)
+    state, messages = sidebar_controls()
+    run_clicked = st.sidebar.button("Train all", type="primary", icon=":material/play_arrow:", width="stretch")
+    st.title("Compare")
+    st.caption("A is the configuration in the sidebar. B, C and D change some of its settings - one change at a "
+               "time tells the clearest story. Every run uses the same seed and the same images.")
+    texts = _variant_inputs()
+    variants, notes = build_variants(state.config, texts)
+    for note in st.session_state.pop("url_messages", []) + messages + notes:
+        st.warning(note, icon=":material/link_off:")
+    sync_url(state, {k: t for k, t in zip(VARIANT_KEYS, texts) if t.strip()})
+    if len(variants) < 2:
+        st.info("Describe at least one variant (B) to compare with A.", icon=":material/compare_arrows:")
+        return
+    run_requested = run_clicked or st.session_state.pop("autorun", False)
+    runs = {}
+    for label, config in variants:
+        result = obtain_result(config, run_requested, present=False)
+        if result is None:
+            st.info("Press **Train all** in the sidebar to train the configurations not seen before.",
+                    icon=":material/play_arrow:")
+            return
+        runs[describe(label, config, state.config)] = result
+    compare_view(runs, variants)
+
+
+def compare_view(runs: dict[str, RunResult], variants) -> None:
+    left, right = st.columns(2)
+    with left:
+        chart(charts.compare_curves_chart(runs, "loss"), False)
+    with right:
+        chart(charts.compare_curves_chart(runs, "accuracy"), False)
+    chart(charts.compare_profile_chart(runs), False)
+    st.subheader("Gradient heatmaps, one colour scale")
+    domain = charts.shared_log10_domain(list(runs.values()))
+    for column, (label, result) in zip(st.columns(len(runs)), runs.items()):
+        with column:
+            chart(charts.heatmap_chart(result, height=260, color_domain=domain, title=label.split(":")[0]), False)
+    st.subheader("Settings")
+    table = settings_table(variants)
+    changed = differing_fields([c for _, c in variants])
+    st.caption("Highlighted: what differs - " + (", ".join(changed) if changed else "nothing"))
+    st.dataframe(_highlight_differences(table), width="stretch", height=35 * (len(table) + 1) + 3)
+    st.subheader("Findings")
+    for column, (label, result) in zip(st.columns(len(runs)), runs.items()):
+        with column:
+            st.markdown(f"**{label}**")
+            for finding in diagnose(result):
+                st.markdown(f"{SEVERITY_ICON[finding.severity]} **{finding.kind.replace('_', ' ')}** - {finding.message}")
+
+
+# --- Seed experiments ----------------------------------------------------------------------------
+
+SEED_PRESETS = ("seed-vanishing-sigmoid", "seed-fixed-resnet", "seed-exploding-linear", "seed-clipnorm")
+WHAT_DOES_EXPLODE = ("exploding-linear", "exploding-linear-clipped")
+VERDICT_BOX = {"reproduced": st.success, "partly": st.warning, "not reproduced": st.error}
+SCALE_KEYS = ("train_size", "epochs")  # optional link overrides for every experiment on the page
+
+
+def _scaled(name: str, overrides: dict) -> RunConfig:
+    return RunConfig.coerce(overrides, base=PRESETS[name].config)[0]
+
+
+def _measured(result: RunResult) -> str:
+    final = result.final()
+    ratio = result.grad_norm_ratio_first_last()
+    parts = [f"validation accuracy **{'n/a' if final['val_accuracy'] is None else format(final['val_accuracy'], '.1%')}**",
+             f"first/last-layer gradient ratio **{'n/a' if ratio is None else format(ratio, '.1e')}**"]
+    if result.diverged:
+        parts.append(f"**diverged at step {result.diverged_at_step}** ({result.first_bad_layer})")
+    clipped = (result.global_norm_post < 0.999 * result.global_norm_pre).mean() if len(result.step) else 0
+    if any(getattr(result.config, f) is not None for f in ("clipnorm", "global_clipnorm", "clipvalue")):
+        parts.append(f"clipping active on **{clipped:.0%}** of steps")
+    return "; ".join(parts)
+
+
+def experiment(name: str, result: RunResult, expanded_weights: bool = False) -> None:
+    preset = PRESETS[name]
+    findings = diagnose(result)
+    outcome, why = verdict(preset, findings)
+    st.subheader(name)
+    claim, measured = st.columns(2)
+    claim.markdown(f"**Claim.** {preset.claim}")
+    measured.markdown(f"**Measured here.** {_measured(result)}.")
+    VERDICT_BOX[outcome](f"**{outcome.capitalize()}** on this data. {why}")
+    with st.expander("Weights: the article's pooled histogram next to the per-layer view", expanded=expanded_weights):
+        pooled, per_layer = st.columns([1, 2])
+        with pooled:
+            chart(charts.pooled_hist_chart(result), False)
+        with per_layer:
+            chart(charts.weight_hist_chart(result, columns=2), False)
+        st.caption("Pooled, every layer's weights look alike; per layer, you can see which layers moved.")
+
+
+def seed_page() -> None:
+    """The article's four experiments re-run here, with computed verdicts."""
+    page_config("seed experiments")
+    query = st.query_params.to_dict()
+    overrides = {k: str(query[k]) for k in SCALE_KEYS if k in query}
+    st.title("The seed article's experiments, re-run")
+    st.caption("Each claim is checked against this run's own findings; the verdict is computed, not written by hand.")
+    if overrides:
+        st.info("Scaled by the link: " + ", ".join(f"{k}={v}" for k, v in overrides.items()), icon=":material/tune:")
+    run = st.button("Run all experiments", type="primary", icon=":material/play_arrow:")
+    if "seed_autorun" not in st.session_state:
+        st.session_state.seed_autorun = False
+        run = True  # first visit: show them without a click (each is cached after the first run)
+    names = SEED_PRESETS[:3] + WHAT_DOES_EXPLODE + SEED_PRESETS[3:]
+    results = {name: obtain_result(_scaled(name, overrides), run, present=False) for name in names}
+    if any(r is None for r in results.values()):
+        st.info("Press **Run all experiments** to train the ones not seen before.", icon=":material/play_arrow:")
+        return
+    for name in SEED_PRESETS[:3]:
+        experiment(name, results[name], expanded_weights=name == "seed-vanishing-sigmoid")
+    why_linear_did_not_explode(results)
+    experiment("seed-clipnorm", results["seed-clipnorm"])
+
+
+def why_linear_did_not_explode(results: dict[str, RunResult]) -> None:
+    adam, adam_clip = results["seed-exploding-linear"], results["seed-clipnorm"]
+    sgd, sgd_clip = results["exploding-linear"], results["exploding-linear-clipped"]
+    acc = lambda r: "n/a" if r.final()["val_accuracy"] is None else f"{r.final()['val_accuracy']:.1%}"  # noqa: E731
+    st.subheader("What does explode here, and why clipping matters with SGD but not with Adam")
+    st.markdown(
+        f"With Adam, the 20-layer linear model ends at **{acc(adam)}** unclipped and **{acc(adam_clip)}** "
+        f"with clipnorm=1. Adam divides each step by the running root-mean-square of the gradient, so a "
+        f"gradient 100x too large makes a step of about the same size: clipping it first changes little.  \n"
+        f"With plain SGD the step is the learning rate times the gradient. `exploding-linear` (RandomNormal "
+        f"σ = 0.08, SGD 0.01) "
+        + (f"**diverged at step {sgd.diverged_at_step}**" if sgd.diverged else f"reached **{acc(sgd)}**")
+        + f"; its clipped twin reached **{acc(sgd_clip)}**"
+        + (" without diverging." if not sgd_clip.diverged else f" but diverged at step {sgd_clip.diverged_at_step}."))
+    for column, name in zip(st.columns(2), WHAT_DOES_EXPLODE):
+        with column:
+            chart(charts.heatmap_chart(results[name], height=260, title=name), False)
+
+
+# --- Guide ---------------------------------------------------------------------------------------
+
+
+def guide_page() -> None:
+    """Causes and fixes in a few lines each, with a link that opens the explorer on a demo."""
+    page_config("guide")
+    st.title("Why gradients vanish or explode, and what fixes it")
+    st.markdown(GUIDE_INTRO)
+    st.latex(r"\frac{\partial L}{\partial h_1} = \frac{\partial L}{\partial h_N}\prod_{k=2}^{N} W_k^{\top}\,"
+             r"\mathrm{diag}\big(f'(z_k)\big)")
+    for title, text, formula, links in GUIDE_SECTIONS:
+        st.subheader(title)
+        st.markdown(text)
+        if formula:
+            st.latex(formula)
+        for label, query in links:
+            st.page_link("app.py", label=label, icon=":material/open_in_new:", query_params=query)
+
+
+GUIDE_INTRO = (
+    "Backpropagation multiplies one factor per layer on the way from the loss back to the first layer. "
+    "If the typical factor is below 1 the product shrinks geometrically with depth (vanishing); above 1 it "
+    "grows (exploding). Everything below is a way to keep each factor near 1.")
+
+GUIDE_SECTIONS = [
+    ("Cause: saturating activations",
+     "The sigmoid's slope is at most 1/4 and tanh's at most 1, and both are near 0 in their tails. Ten sigmoid "
+     "layers scale the gradient by at most 4⁻¹⁰, about 1e-6, before the weights even enter.",
+     r"\sigma'(z) = \sigma(z)\,(1-\sigma(z)) \le \tfrac14",
+     [("Open: 10 sigmoid layers (vanishing)", {"preset": "seed-vanishing-sigmoid"}),
+      ("Open: tanh pushed into its tails (saturation)", {"preset": "saturated-tanh"})]),
+    ("Cause: initialization scale",
+     "Each layer multiplies the signal's variance by its fan-in times the weight variance (times the "
+     "activation's gain). Too small and the signal dies out; too large and it blows up - in both passes.",
+     r"\mathrm{Var}(h_k) \approx n_{k-1}\,\mathrm{Var}(w_k)\,g\;\mathrm{Var}(h_{k-1})",
+     [("Open: 20 linear layers, σ = 0.08 (256 · 0.08² = 1.6 per layer)", {"preset": "exploding-linear"})]),
+    ("Cause: depth",
+     "More layers, more factors in the product: the same per-layer shrinkage hurts twice as much at twice "
+     "the depth.", None,
+     [("Open: 20 sigmoid layers", {"depth": "20", "width": "256", "activation": "sigmoid",
+                                   "initializer": "glorot_uniform"})]),
+    ("Cause: large learning rates",
+     "A step that is too large can throw ReLU units into the region where they output 0 for every input; "
+     "a dead unit passes no gradient and never recovers.", None,
+     [("Open: ReLU with Adam at 0.05 (dead units)", {"preset": "dead-relu"})]),
+    ("Cause: recurrent time steps",
+     "A recurrent network applies the same matrix at every time step, so the gradient reaching step 1 of "
+     "T steps holds that matrix's Jacobian T times: its largest singular value to the power T. A deep "
+     "linear network is the same product without the weight sharing.",
+     r"\Big\|\frac{\partial h_T}{\partial h_1}\Big\| \lesssim \|W_{hh}\|^{\,T-1}\prod_t |f'(z_t)|",
+     [("Open: the deep-linear analogue (20 products of 256x256 matrices)", {"preset": "exploding-linear"})]),
+    ("Fix: the ReLU family",
+     "ReLU's slope is exactly 1 where a unit is active, so it does not shrink the gradient; leaky ReLU, ELU, "
+     "SELU and GELU keep some slope for negative inputs so units cannot die.", None,
+     [("Open: ReLU + He instead of sigmoid", {"preset": "vanishing-fixed-relu-he"})]),
+    ("Fix: Glorot, He and LeCun initialization",
+     "Pick the weight variance so each layer keeps the variance of what flows through it.",
+     r"\text{Glorot: } \tfrac{2}{n_{in}+n_{out}} \qquad \text{He (ReLU): } \tfrac{2}{n_{in}} \qquad "
+     r"\text{LeCun (SELU): } \tfrac{1}{n_{in}}",
+     [("Open: 20 linear layers with Glorot init", {"preset": "seed-exploding-linear"})]),
+    ("Fix: batch normalization",
+     "Re-centre and re-scale each layer's pre-activations over the batch, so a sigmoid works near its middle, "
+     "where its slope is largest.",
+     r"\hat z = \gamma\,\frac{z-\mu_B}{\sqrt{\sigma_B^2+\epsilon}} + \beta",
+     [("Open: 10 sigmoid layers + batch norm", {"preset": "vanishing-fixed-batchnorm"})]),
+    ("Fix: residual connections",
+     "Add the block's input to its output. The Jacobian becomes the identity plus a correction, so the "
+     "gradient has a path that is not multiplied down at every block.",
+     r"\frac{\partial (x + F(x))}{\partial x} = I + \frac{\partial F}{\partial x}",
+     [("Open: 10 sigmoid layers with skips", {"preset": "vanishing-fixed-residual"}),
+      ("Open: the seed's ReLU + BN + residual CNN", {"preset": "seed-fixed-resnet"})]),
+    ("Fix: gradient clipping, by norm and by value",
+     "Rescale the gradient when its norm passes a threshold (per tensor: clipnorm; all together: "
+     "global_clipnorm), or clamp each element (clipvalue). With SGD this bounds every step; with Adam it "
+     "changes little, because Adam already divides by the gradient's running size.",
+     r"g \leftarrow g \cdot \min\!\Big(1, \frac{c}{\|g\|}\Big) \qquad g_i \leftarrow \mathrm{clip}(g_i, -v, v)",
+     [("Open: the exploding SGD network with clipnorm = 1", {"preset": "exploding-linear-clipped"}),
+      ("Open: Adam with clipnorm = 1 (little change)", {"preset": "seed-clipnorm"})]),
+    ("Fix: gating in LSTM and GRU",
+     "Gated cells carry their state forward by addition, scaled by a forget gate the network learns, instead "
+     "of multiplying it by the same matrix at every step - a residual connection through time.",
+     r"c_t = f_t \odot c_{t-1} + i_t \odot \tilde c_t",
+     []),
+]

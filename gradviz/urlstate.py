@@ -40,9 +40,10 @@ def _last(value) -> str:
     return str(value)
 
 
-def parse_query(params: Mapping[str, object]) -> tuple[AppState, list[str]]:
-    """URL query -> AppState plus human-readable notes about anything ignored. Never raises."""
-    params = {str(k): _last(v) for k, v in params.items()}
+def parse_query(params: Mapping[str, object], page_keys: tuple[str, ...] = ()) -> tuple[AppState, list[str]]:
+    """URL query -> AppState plus human-readable notes about anything ignored. Never raises.
+    `page_keys` belong to the current page (e.g. Compare's variants) and are left to it."""
+    params = {str(k): _last(v) for k, v in params.items() if k not in page_keys}
     messages = []
     present = params.pop("present", "").strip().lower() in TRUE_WORDS
     preset = params.pop("preset", None)

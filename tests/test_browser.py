@@ -111,3 +111,21 @@ def test_presentation_link(server, page):
     assert_clean(page)
     assert page.get_by_role("tab", name="Weights").count() == 0  # the detail tabs are tucked away
     page.screenshot(path=str(ARTIFACTS / "presentation.png"), full_page=True)
+
+
+PAGES = {
+    "compare": ("Compare?depth=3&width=32&activation=sigmoid&initializer=glorot_uniform&train_size=1024&epochs=1"
+                "&b=activation%3Drelu", "Findings"),
+    "seed-experiments": ("Seed_experiments?train_size=1024&epochs=1", "What does explode here"),
+    "guide": ("Guide", "Fix: gating in LSTM and GRU"),
+}
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_each_page_renders(server, page, name):
+    path, marker = PAGES[name]
+    page.goto(f"{server}/{path}")
+    page.get_by_text(marker).first.wait_for(timeout=300_000)
+    page.wait_for_timeout(2000)
+    assert_clean(page)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

@@ -33,6 +33,7 @@ def fake_result(config=RunConfig(depth=2), grad_first=1.0, grad_last=1.0, loss=(
         train_loss=np.linspace(loss[0], loss[-1], snaps), train_accuracy=np.full(snaps, 0.5),
         val_loss=np.linspace(loss[0], loss[-1], snaps), val_accuracy=np.linspace(0.1, val_accuracy, snaps),
         weight_edges=np.zeros((3, 2)), weight_hist=np.zeros((snaps, 3, 1)), act_edges=np.zeros((2, 2)),
+        pooled_edges=np.zeros(2), pooled_hist=np.zeros((snaps, 1)),
         act_hist=np.zeros((snaps, 2, 1)), act_stats=stats, steps_done=s, diverged_at_step=diverged_at,
         first_bad_layer="hidden_02" if diverged_at is not None else None,
         divergence_origin="forward" if diverged_at is not None else None,

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from gradviz.config import RunConfig
-from gradviz.models import _downsample_blocks, activation_layers, build_model, kernel_layers
+from gradviz.architecture import downsample_blocks
+from gradviz.models import activation_layers, build_model, kernel_layers
 
 
 def names(layers):
@@ -72,7 +73,7 @@ def test_residual_identity_really_carries_the_signal():
 def test_cnn_blocks_downsample_and_project():
     config = RunConfig(architecture="cnn", depth=3, width=8, residual=True, batch_norm=True)
     model = build_model(config)
-    assert _downsample_blocks(3) == {2, 3}
+    assert downsample_blocks(3) == {2, 3}
     assert names(kernel_layers(model)) == [
         "stem", "block_01_conv1", "block_01_conv2", "block_02_conv1", "block_02_conv2", "block_02_proj",
         "block_03_conv1", "block_03_conv2", "block_03_proj", "output"]
@@ -95,7 +96,7 @@ def test_cnn_without_residual_has_no_adds():
 
 def test_downsampling_is_bounded_for_deep_cnns():
     for depth in range(1, 51):
-        blocks = _downsample_blocks(depth)
+        blocks = downsample_blocks(depth)
         assert len(blocks) <= 2 and all(2 <= b <= depth for b in blocks)
 
 

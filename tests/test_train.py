@@ -153,6 +153,11 @@ def test_snapshots_and_epoch_metrics(tiny_data):
     assert result.val_accuracy[-1] > 0.6  # the tiny task is learnable: the loop really trains
     assert result.weight_hist.shape == (4, 3, train_module.WEIGHT_BINS)
     assert (result.weight_hist.sum(axis=2) == [784 * 32, 32 * 32, 32 * 10]).all()
+    assert (result.pooled_hist.sum(axis=1) == 784 * 32 + 32 * 32 + 32 * 10).all()
+    # pooled at step 0 == the per-layer kernels binned on the pooled grid (initial weights are seeded)
+    initial = build_model(config)
+    expected = sum(np.histogram(initial.get_layer(n).kernel.numpy(), result.pooled_edges)[0] for n in result.layers)
+    np.testing.assert_array_equal(result.pooled_hist[0], expected)
     assert result.act_hist.shape == (4, 2, train_module.ACT_BINS)
     assert (result.act_hist.sum(axis=2) == [[128 * 32, 128 * 32]] * 4).all()  # 128 probe images
     assert result.act_stats.shape == (4, 2, 4)
