@@ -1,0 +1,91 @@
+"""The app's shared bookkeeping: the bounded result cache and the one-training-at-a-time gate."""
+
+import threading
+import time
+
+import pytest
+
+from gradviz.runs import ResultCache, TrainingGate
+from test_diagnose import fake_result
+
+
+def test_cache_is_lru_and_bounded_in_entries():
+    cache = ResultCache(max_entries=2)
+    a, b, c = fake_result(), fake_result(), fake_result()
+    cache.put("a", a)
+    cache.put("b", b)
+    assert cache.get("a") is a  # a is now the most recent
+    cache.put("c", c)
+    assert cache.get("b") is None and cache.get("a") is a and cache.get("c") is c
+    assert len(cache) == 2 and cache.hits == 3 and cache.misses == 1
+
+
+def test_cache_is_bounded_in_bytes():
+    one = fake_result(steps=1000)
+    cache = ResultCache(max_entries=100, max_bytes=int(one.nbytes() * 2.5))
+    for key in "abcde":
+        cache.put(key, fake_result(steps=1000))
+    assert len(cache) == 2 and cache.nbytes <= cache.max_bytes
+    assert cache.peek("e") and not cache.peek("a")
+
+
+def test_gate_runs_one_at_a_time_in_arrival_order():
+    gate = TrainingGate(poll_seconds=0.01)
+    inside, order, peak, seen_ahead = [], [], [0], []
+    lock = threading.Lock()
+
+    def session(name, delay):
+        time.sleep(delay)
+        with gate.turn(on_wait=lambda ahead: seen_ahead.append((name, ahead))):
+            with lock:
+                inside.append(name)
+                peak[0] = max(peak[0], len(inside))
+            time.sleep(0.05)
+            with lock:
+                inside.remove(name)
+                order.append(name)
+
+    threads = [threading.Thread(target=session, args=(n, i * 0.01)) for i, n in enumerate("abc")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 1 and order == ["a", "b", "c"]
+    assert ("c", 2) in seen_ahead and ("b", 1) in seen_ahead  # they were told their place
+    assert gate.waiting == 0
+
+
+def test_a_waiter_that_gives_up_leaves_the_queue():
+    """Streamlit interrupts a rerun by raising inside on_wait; the queue must not keep its ticket."""
+    gate = TrainingGate(poll_seconds=0.01)
+    holder_in, release = threading.Event(), threading.Event()
+
+    def holder():
+        with gate.turn():
+            holder_in.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    holder_in.wait(5)
+
+    def interrupted(ahead):
+        raise KeyboardInterrupt("rerun")
+
+    with pytest.raises(KeyboardInterrupt):
+        with gate.turn(on_wait=interrupted):
+            pass
+    assert gate.waiting == 0
+    release.set()
+    thread.join()
+    with gate.turn():  # and the next caller gets in at once
+        pass
+
+
+def test_an_error_inside_a_turn_releases_it():
+    gate = TrainingGate()
+    with pytest.raises(ValueError):
+        with gate.turn():
+            raise ValueError("training failed")
+    with gate.turn():
+        assert gate.waiting == 0
