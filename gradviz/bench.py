@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from gradviz.config import RunConfig
 from gradviz.data import Dataset
-from gradviz.models import build_model, kernel_layers
+from gradviz.models import build_model, tracked_kernels
 from gradviz.optim import keras_optimizer
 from gradviz.train import train
 
@@ -28,7 +28,7 @@ def _whole_batches(data: Dataset, batch: int) -> tuple[np.ndarray, np.ndarray]:
 def time_fit(config: RunConfig, data: Dataset) -> dict:
     """Plain, uninstrumented Keras: compile + fit, nothing recorded."""
     x, y = _whole_batches(data, config.batch_size)
-    model = build_model(config)
+    model = build_model(config, probe=False)
     started = time.perf_counter()
     model.compile(keras_optimizer(config), LOSS)
     model.fit(x, y, batch_size=config.batch_size, epochs=config.epochs, shuffle=True, verbose=0)
@@ -39,8 +39,8 @@ def time_seed_recipe(config: RunConfig, data: Dataset) -> dict:
     """The seed article's way to get per-layer norms: fit one epoch at a time, then an eager
     GradientTape pass over the whole training set to measure each layer's gradient."""
     x, y = _whole_batches(data, config.batch_size)
-    model = build_model(config)
-    kernels = [layer.kernel for layer in kernel_layers(model)]
+    model = build_model(config, probe=False)
+    kernels = [kernel for _, kernel in tracked_kernels(model)]
     started = time.perf_counter()
     model.compile(keras_optimizer(config), LOSS)
     norms = []

@@ -34,9 +34,18 @@ def _log10(values: np.ndarray) -> np.ndarray:
 def binned_layers(result: RunResult, column: str = "grad_norm", max_bins: int = MAX_STEP_BINS) -> pd.DataFrame:
     """Per (step bin, layer): step range, median log10 of `column` over finite values, and whether
     any value in the bin was NaN/Inf. At most max_bins x len(layers) rows."""
-    values = getattr(result, column)
+    return _binned(result, getattr(result, column), list(result.layers), max_bins)
+
+
+def binned_time(result: RunResult, max_bins: int = MAX_STEP_BINS) -> pd.DataFrame:
+    """The same for ||dloss/dh_t|| of a recurrent run: one 'layer' per time step (1-based)."""
+    frame = _binned(result, result.time_grad, list(range(1, result.time_grad.shape[1] + 1)), max_bins)
+    return frame.rename(columns={"layer": "time_step"})
+
+
+def _binned(result: RunResult, values: np.ndarray, labels: list, max_bins: int) -> pd.DataFrame:
     bins = _bin_rows(result, max_bins)
-    n_bins, n_layers = (int(bins[-1]) + 1 if len(bins) else 0), len(result.layers)
+    n_bins, n_layers = (int(bins[-1]) + 1 if len(bins) else 0), len(labels)
     logs = np.full((n_bins, n_layers), np.nan)
     nonfinite = np.zeros((n_bins, n_layers), dtype=bool)
     starts, ends = np.zeros(n_bins, dtype=int), np.zeros(n_bins, dtype=int)
@@ -52,7 +61,7 @@ def binned_layers(result: RunResult, column: str = "grad_norm", max_bins: int = 
     return pd.DataFrame({
         "step_start": np.repeat(starts, n_layers),
         "step_end": np.repeat(ends, n_layers),
-        "layer": np.tile(result.layers, n_bins),
+        "layer": np.tile(np.asarray(labels, dtype=object), n_bins),
         "depth": np.tile(np.arange(n_layers), n_bins),
         "log10": logs.reshape(-1),
         "value": np.power(10.0, logs.reshape(-1)),
@@ -321,6 +330,48 @@ def compare_profile_chart(runs: dict[str, RunResult], height: int = 260) -> alt.
         color=_config_color(runs),
         tooltip=["config:N", "layer:N", alt.Tooltip("grad_norm:Q", format=".2e")],
     ).properties(height=height, title="Gradient norm across depth")
+
+
+# --- gradients through time ----------------------------------------------------------------------
+
+
+def time_heatmap_chart(result: RunResult, height: int = 300, title: str | None = None) -> alt.Chart:
+    """Time step x training step: log10 ||dloss/dh_t||, step 1 at the top, NaN/Inf in red."""
+    frame = binned_time(result)
+    x = alt.X("step_start:Q", title="training step", axis=alt.Axis(tickMinStep=1, format="d"),
+              scale=alt.Scale(domain=[0, max(1, result.steps_done)], nice=False))
+    y = alt.Y("time_step:O", title="time step (1 = first chunk read)", axis=alt.Axis(labelOverlap=True))
+    cells = alt.Chart(frame[np.isfinite(frame.log10)]).mark_rect().encode(
+        x=x, x2="step_end:Q", y=y,
+        color=alt.Color("log10:Q", title="log10 |dL/dh_t|", scale=alt.Scale(scheme="inferno")),
+        tooltip=["time_step:O", alt.Tooltip("step_start:Q", title="from step"), alt.Tooltip("value:Q", format=".2e")])
+    layers = [cells]
+    bad = frame[frame.nonfinite]
+    if len(bad):
+        layers.append(alt.Chart(bad).mark_rect(color=NONFINITE_COLOR).encode(x=x, x2="step_end:Q", y=y))
+    return alt.layer(*layers).properties(
+        height=height, title=title or "Gradient reaching each time step's hidden state (log10)")
+
+
+def time_profile_chart(runs: dict[str, RunResult], height: int = 300) -> alt.Chart:
+    """Median ||dloss/dh_t|| across time steps, first epoch (dashed) and last epoch (solid), one
+    colour per run, one log axis."""
+    parts = []
+    for label, r in runs.items():
+        last = r.step >= max(0, r.steps_done - r.steps_per_epoch)
+        for when, profile in (("first epoch", r.time_profile()), ("last epoch", r.time_profile(last))):
+            parts.append(pd.DataFrame({"config": label, "when": when, "time_step": np.arange(1, len(profile) + 1),
+                                       "grad_norm": profile}))
+    frame = pd.concat(parts, ignore_index=True)
+    frame = frame[np.isfinite(frame.grad_norm) & (frame.grad_norm > 0)]
+    return alt.Chart(frame).mark_line().encode(
+        x=alt.X("time_step:Q", title="time step (1 = first chunk read)"),
+        y=alt.Y("grad_norm:Q", title="median |dL/dh_t|", scale=alt.Scale(type="log")),
+        color=_config_color(runs),
+        strokeDash=alt.StrokeDash("when:N", title=None, scale=alt.Scale(domain=["last epoch", "first epoch"],
+                                                                         range=[[1, 0], [5, 4]])),
+        tooltip=["config:N", "when:N", "time_step:Q", alt.Tooltip("grad_norm:Q", format=".2e")],
+    ).properties(height=height, title="Gradient across time steps")
 
 
 ALL_CHARTS = {

@@ -90,6 +90,10 @@ def format_report(report: dict, config: RunConfig) -> str:
         f"val accuracy {fmt(final['val_accuracy'], '.1%')}",
         f"gradient norm ratio first/last layer (epoch 1 median): {fmt(report['grad_norm_ratio_first_last'], '.2e')}",
     ]
+    if "time_profile" in report:
+        t = report["time_profile"]
+        lines.append(f"through time: gradient at step 1 / step {t['time_steps']} (epoch 1 median): "
+                     f"{fmt(t['first_last_ratio'], '.2e')}")
     if report["diverged_at_step"] is not None:
         lines.append(f"diverged at step {report['diverged_at_step']}, first bad layer {report['first_bad_layer']}")
     for finding in report["diagnosis"]:

@@ -9,7 +9,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-ARCHITECTURES = ("mlp", "cnn")
+ARCHITECTURES = ("mlp", "cnn", "rnn", "lstm", "gru")
+RECURRENT = ("rnn", "lstm", "gru")  # one recurrent layer over the image read as a sequence
+RECURRENT_INITIALIZERS = ("orthogonal", "glorot_uniform", "random_normal")
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "linear")
 INITIALIZERS = (
     "glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal",
@@ -37,12 +39,12 @@ class _Rule:
     kind: str  # "int", "float", "log", "bool", "choice", "clip"
     low: float | None = None
     high: float | None = None
-    choices: tuple[str, ...] = ()
+    choices: tuple = ()  # the allowed values, for "choice" (and an int field limited to a set)
     help: str = ""
 
     def describe(self) -> str:
-        if self.kind == "choice":
-            return "one of " + ", ".join(self.choices)
+        if self.choices:
+            return "one of " + ", ".join(map(str, self.choices))
         if self.kind == "bool":
             return "true or false"
         if self.kind == "clip":
@@ -52,9 +54,10 @@ class _Rule:
 
 
 RULES: dict[str, _Rule] = {
-    "architecture": _Rule("choice", choices=ARCHITECTURES, help="mlp: dense layers; cnn: ResNet-style CNN"),
-    "depth": _Rule("int", 1, 50, help="hidden layers (mlp) or residual blocks (cnn)"),
-    "width": _Rule("int", 8, 1024, help="units per layer (mlp) or base filters (cnn)"),
+    "architecture": _Rule("choice", choices=ARCHITECTURES,
+                          help="mlp: dense layers; cnn: ResNet-style CNN; rnn (SimpleRNN), lstm, gru: sequential MNIST"),
+    "depth": _Rule("int", 1, 50, help="hidden layers (mlp) or residual blocks (cnn); not used by rnn/lstm/gru"),
+    "width": _Rule("int", 8, 1024, help="units per layer (mlp), base filters (cnn) or hidden size (rnn/lstm/gru)"),
     "activation": _Rule("choice", choices=ACTIVATIONS),
     "initializer": _Rule("choice", choices=INITIALIZERS),
     "init_std": _Rule("log", 1e-4, 10.0, help="std of random_normal / random_uniform"),
@@ -65,6 +68,10 @@ RULES: dict[str, _Rule] = {
     "clipnorm": _Rule("clip", help="clip each gradient tensor to this L2 norm"),
     "global_clipnorm": _Rule("clip", help="clip all gradients together to this global L2 norm"),
     "clipvalue": _Rule("clip", help="clip every gradient element to [-v, v]"),
+    "recurrent_initializer": _Rule("choice", choices=RECURRENT_INITIALIZERS, help="rnn/lstm/gru recurrent kernel"),
+    "recurrent_std": _Rule("log", 1e-4, 10.0, help="std of a random_normal recurrent kernel"),
+    "step_pixels": _Rule("int", 4, 28, choices=(4, 7, 8, 14, 16, 28),
+                         help="pixels read per time step (784 / step_pixels steps; 28 = one row)"),
     "batch_size": _Rule("int", 8, 2048),
     "epochs": _Rule("int", 1, 100),
     "train_size": _Rule("int", 100, 60000, help="training examples (capped by what the data holds)"),
@@ -77,7 +84,7 @@ def _check_number(field: str, value: Any, rule: _Rule) -> float:
         raise ConfigError(field, value, rule.describe())
     if rule.kind == "int" and float(value) != int(value):
         raise ConfigError(field, value, rule.describe())
-    if not rule.low <= value <= rule.high:
+    if not rule.low <= value <= rule.high or (rule.choices and value not in rule.choices):
         raise ConfigError(field, value, rule.describe())
     return int(value) if rule.kind == "int" else float(value)
 
@@ -121,6 +128,9 @@ class RunConfig:
     clipnorm: float | None = None
     global_clipnorm: float | None = None
     clipvalue: float | None = None
+    recurrent_initializer: str = "orthogonal"
+    recurrent_std: float = 0.1
+    step_pixels: int = 28
     batch_size: int = 128
     epochs: int = 3
     train_size: int = 8000
@@ -137,6 +147,8 @@ class RunConfig:
                 f"only one of clipnorm, global_clipnorm, clipvalue may be on (Keras allows one); "
                 f"{clips[0]} is already {getattr(self, clips[0]):g}",
             )
+        if self.architecture == "rnn" and self.activation not in ("tanh", "relu"):
+            raise ConfigError("activation", self.activation, "tanh or relu for a SimpleRNN (architecture=rnn)")
         if self.batch_size > self.train_size:
             raise ConfigError("batch_size", self.batch_size, f"at most train_size ({self.train_size})")
 
@@ -191,11 +203,25 @@ class RunConfig:
                     error = ConfigError(culprit, value, f"clashes with {error.field}: {error.allowed}")
                 messages.append(_fallback_note(error, base))
 
+    def unused_fields(self) -> set[str]:
+        """Fields this config's architecture does not read (left out of cache keys, greyed in the UI)."""
+        unused = set() if self.initializer in SCALED_INITIALIZERS else {"init_std"}
+        if self.architecture in RECURRENT:
+            unused |= {"depth", "batch_norm", "residual"}
+            unused |= {"activation"} if self.architecture != "rnn" else set()
+            unused |= {"recurrent_std"} if self.recurrent_initializer != "random_normal" else set()
+        else:
+            unused |= {"recurrent_initializer", "recurrent_std", "step_pixels"}
+        return unused
+
+    @property
+    def time_steps(self) -> int:
+        """Sequence length for rnn/lstm/gru (the image read step_pixels at a time); 0 otherwise."""
+        return 784 // self.step_pixels if self.architecture in RECURRENT else 0
+
     def cache_key(self) -> str:
-        """Hash of the fields that change the result (init_std only where the initializer reads it)."""
-        fields = self.to_strings()
-        if self.initializer not in SCALED_INITIALIZERS:
-            fields.pop("init_std")
+        """Hash of the fields that change the result, and nothing else."""
+        fields = {k: v for k, v in self.to_strings().items() if k not in self.unused_fields()}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 

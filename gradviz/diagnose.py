@@ -57,6 +57,14 @@ class Evidence:
     norm_growth: float | None
     spike: float | None
     clipped_fraction: float | None
+    recurrent: bool = False  # rnn/lstm/gru: `ratio` is time step 1 vs the last time step
+    time_steps: int = 0
+
+    def ratio_text(self, relation: str) -> str:
+        """'the first layer's gradient is 1e-07 of the output layer's', or the same through time."""
+        if self.recurrent:
+            return f"the gradient reaching time step 1 is {_sci(self.ratio)} {relation} the one at step {self.time_steps}"
+        return f"the first layer's gradient is {_sci(self.ratio)} {relation} the output layer's"
 
     @property
     def improvement(self) -> float:
@@ -83,8 +91,11 @@ def gather_evidence(r: RunResult) -> Evidence:
     clipped = None
     if clipping and len(r.step):
         clipped = float(np.mean(r.global_norm_post < 0.999 * r.global_norm_pre))
+    recurrent = r.config.time_steps > 0
     return Evidence(
-        ratio=r.grad_norm_ratio_first_last(),
+        ratio=r.time_ratio_first_last() if recurrent else r.grad_norm_ratio_first_last(),
+        recurrent=recurrent,
+        time_steps=r.config.time_steps,
         loss_start=float(r.train_loss[0]),
         loss_end=float(r.train_loss[-1]),
         val_accuracy=float(r.val_accuracy[-1]),
@@ -126,6 +137,10 @@ def _diverged(r: RunResult, e: Evidence) -> Finding | None:
 
 def _vanishing_fix(r: RunResult) -> dict:
     config = r.config
+    if config.architecture == "rnn":
+        return {"architecture": "lstm"}
+    if config.time_steps:  # an LSTM/GRU that still loses the start: give it fewer, larger steps
+        return {"step_pixels": 28} if config.step_pixels != 28 else {"learning_rate": min(config.learning_rate * 3, 10.0)}
     if config.activation in ("sigmoid", "tanh"):
         return {"activation": "relu", "initializer": "he_normal"}
     if config.initializer in ("random_normal", "random_uniform", "zeros"):
@@ -136,10 +151,16 @@ def _vanishing_fix(r: RunResult) -> dict:
 def _vanishing(r: RunResult, e: Evidence) -> Finding | None:
     if e.ratio is None or e.ratio >= VANISHING_RATIO or r.diverged:
         return None
-    head = (f"The first layer's gradient is {_sci(e.ratio)} of the output layer's "
-            f"(median over epoch 1; threshold {VANISHING_RATIO:g})")
+    head = f"{e.ratio_text('of').capitalize()} (median over epoch 1; threshold {VANISHING_RATIO:g})"
+    if e.recurrent:
+        head += ": what the model reads first barely reaches the loss"
     evidence = {"grad_norm_ratio_first_last": e.ratio, "loss_start": e.loss_start, "loss_end": e.loss_end,
                 "val_accuracy": e.val_accuracy, "first_layer_update_ratio": e.first_update}
+    if e.recurrent:  # layer update ratios say nothing about time; what matters is what is learnt from
+        learns = f"The model learns only from the last steps ({_learning_note(e)})" if e.learning \
+            else f"The model is not learning ({_learning_note(e)})"
+        return Finding("vanishing", "warning" if e.learning else "critical", f"{head}. {learns}.", evidence,
+                       _vanishing_fix(r))
     if not e.learning:
         return Finding("vanishing", "critical",
                        f"{head}, and the model is not learning: {_learning_note(e)}. The early layers "
@@ -160,7 +181,7 @@ def _exploding(r: RunResult, e: Evidence) -> Finding | None:
         return None
     reasons = []
     if e.ratio is not None and e.ratio > EXPLODING_RATIO:
-        reasons.append(f"the first layer's gradient is {_sci(e.ratio)} times the output layer's")
+        reasons.append(e.ratio_text("times"))
     if e.norm_growth is not None and e.norm_growth > NORM_GROWTH:
         reasons.append(f"the global gradient norm grew {_sci(e.norm_growth)}x from the first to the last epoch")
     if e.spike is not None and e.spike > SPIKE_RATIO:
@@ -177,6 +198,8 @@ def _exploding(r: RunResult, e: Evidence) -> Finding | None:
 def _exploding_fix(r: RunResult) -> dict:
     """Too-large initial weights are the cause to fix first; then unclipped SGD; then the step size."""
     config = r.config
+    if config.time_steps and config.recurrent_initializer == "random_normal" and config.width * config.recurrent_std ** 2 > 1:
+        return {"recurrent_initializer": "orthogonal"}  # a recurrent matrix with norm ~1 per step
     if config.initializer in ("random_normal", "random_uniform") and config.width * config.init_std ** 2 > 2:
         return {"initializer": "he_normal" if config.activation == "relu" else "glorot_uniform"}
     if config.optimizer not in ADAPTIVE and config.clipnorm is None and config.global_clipnorm is None:
@@ -229,12 +252,12 @@ def _healthy(r: RunResult, e: Evidence, problems: list[Finding]) -> Finding | No
             clip_note += " With Adam it changes little: Adam divides each step by the gradient's running RMS."
     if not e.learning:
         return Finding("healthy", "warning",
-                       f"Gradients flow (first/output ratio {_sci(e.ratio)}) but the model learns little: "
+                       f"Gradients flow ({e.ratio_text('of')}) but the model learns little: "
                        f"{_learning_note(e)}. Try a larger learning rate or more epochs.{clip_note}",
                        evidence, {"learning_rate": min(r.config.learning_rate * 10, 10.0)})
     return Finding("healthy", "info",
-                   f"Healthy: gradients reach the first layer (ratio {_sci(e.ratio)} of the output layer's) "
-                   f"and the model learns: {_learning_note(e)}.{clip_note}", evidence, {})
+                   f"Healthy: {e.ratio_text('of')}, and the model learns: {_learning_note(e)}.{clip_note}",
+                   evidence, {})
 
 
 def diagnose(r: RunResult) -> list[Finding]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 
 from gradviz.architecture import ACT_SUFFIX, downsample_blocks
-from gradviz.config import RunConfig
+from gradviz.config import RECURRENT, RunConfig
 
 # Layer naming contract (charts, diagnosis and tests rely on it):
 #   mlp: hidden_01 ... hidden_NN (Dense kernels), hidden_NN_bn, hidden_NN_act, hidden_NN_add, output
@@ -109,18 +110,91 @@ def _cnn(b: _Builder, x):
     return keras.layers.GlobalAveragePooling2D(name="pool")(x)
 
 
-def build_model(config: RunConfig) -> keras.Model:
-    """The model a config describes; outputs logits (the loss applies softmax)."""
+class ProbedCell(keras.layers.Layer):
+    """An RNN cell whose hidden state gets an all-zero extra input added: h_t = cell(x_t, h_t-1) + z_t.
+    z changes no value, but dloss/dz_t is the total gradient reaching h_t (through every later
+    step and the output), so one backward pass yields the gradient at every time step."""
+
+    def __init__(self, cell, pixels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.cell, self.pixels = cell, pixels
+        self.state_size, self.output_size = cell.state_size, cell.units
+
+    def build(self, input_shape):
+        self.cell.build((input_shape[0], self.pixels))
+
+    def call(self, inputs, states, training=False):
+        h, new_states = self.cell(inputs[:, :self.pixels], states, training=training)
+        h = h + inputs[:, self.pixels:]
+        if isinstance(new_states, (list, tuple)):  # LSTM: [h, c] -> [h + z, c]
+            return h, [h, *new_states[1:]]
+        return h, h
+
+
+def _recurrent_init(config: RunConfig, index: int):
+    seed = (config.seed * 7919 + index * 104729 + 17) % (2**31 - 1)
+    if config.recurrent_initializer == "random_normal":
+        return keras.initializers.RandomNormal(stddev=config.recurrent_std, seed=seed)
+    return keras.initializers.get({"class_name": config.recurrent_initializer, "config": {"seed": seed}})
+
+
+def _recurrent(b: _Builder, x, probe: bool):
+    """The image as a sequence of time_steps chunks of step_pixels pixels, through one recurrent
+    layer; returns (last hidden state, the zero probe input or None)."""
+    config = b.config
+    steps, pixels, units = config.time_steps, config.step_pixels, config.width
+    sequence = keras.layers.Reshape((steps, pixels), name="to_sequence")(x)
+    common = {"kernel_initializer": b._init(), "recurrent_initializer": _recurrent_init(config, b.count)}
+    cell = {"rnn": lambda: keras.layers.SimpleRNNCell(units, activation=config.activation, **common),
+            "lstm": lambda: keras.layers.LSTMCell(units, **common),
+            "gru": lambda: keras.layers.GRUCell(units, **common)}[config.architecture]()
+    if not probe:  # plain Keras, for comparisons (bench)
+        return keras.layers.RNN(cell, name="recurrent")(sequence), None
+    state_probe = keras.Input((steps, units), name="state_probe")
+    joined = keras.layers.Concatenate(name="with_probe")([sequence, state_probe])
+    return keras.layers.RNN(ProbedCell(cell, pixels), name="recurrent")(joined), state_probe
+
+
+def build_model(config: RunConfig, probe: bool = True) -> keras.Model:
+    """The model a config describes; outputs logits (the loss applies softmax). Recurrent models
+    take a second, all-zero input, the state probe of ProbedCell (probe=False: plain Keras)."""
     b = _Builder(config)
     inputs = keras.Input((28, 28), name="pixels")
-    features = _cnn(b, inputs) if config.architecture == "cnn" else _mlp(b, inputs)
+    if config.architecture in RECURRENT:
+        features, state_probe = _recurrent(b, inputs, probe)
+        inputs = [inputs, state_probe] if probe else inputs
+    else:
+        features = _cnn(b, inputs) if config.architecture == "cnn" else _mlp(b, inputs)
     logits = keras.layers.Dense(10, kernel_initializer=b._init(), name="output")(features)
     return keras.Model(inputs, logits, name=f"gradviz_{config.architecture}")
 
 
+def model_inputs(model: keras.Model, x):
+    """What to call the model with: the pixels, plus the zero state probe for recurrent models."""
+    if len(model.inputs) == 1:
+        return x
+    x = tf.convert_to_tensor(x, tf.float32)
+    steps, units = model.inputs[1].shape[1:]
+    return [x, tf.zeros((tf.shape(x)[0], steps, units))]
+
+
 def kernel_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """Dense/Conv layers in forward order (input to output): the rows of the gradient heatmap."""
-    return [layer for layer in model.layers if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D))]
+    """Dense/Conv/recurrent layers in forward order (input to output)."""
+    kinds = (keras.layers.Dense, keras.layers.Conv2D, keras.layers.RNN)
+    return [layer for layer in model.layers if isinstance(layer, kinds)]
+
+
+def tracked_kernels(model: keras.Model) -> list[tuple[str, object]]:
+    """(name, kernel) pairs, input to output: the rows of the gradient heatmap. A recurrent layer
+    contributes its input kernel and its recurrent kernel."""
+    tracked = []
+    for layer in kernel_layers(model):
+        if isinstance(layer, keras.layers.RNN):
+            cell = getattr(layer.cell, "cell", layer.cell)  # unwrap ProbedCell
+            tracked += [("input_kernel", cell.kernel), ("recurrent_kernel", cell.recurrent_kernel)]
+        else:
+            tracked.append((layer.name, layer.kernel))
+    return tracked
 
 
 def activation_layers(model: keras.Model) -> list[keras.layers.Layer]:

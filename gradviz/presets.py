@@ -13,6 +13,10 @@ BASE = RunConfig(train_size=8000, epochs=3, batch_size=128, optimizer="adam", le
 DEEP_SIGMOID = BASE.replace(depth=10, width=256, activation="sigmoid", initializer="glorot_uniform")
 DEEP_LINEAR = BASE.replace(depth=20, width=256, activation="linear", initializer="glorot_uniform")
 LINEAR_SGD = DEEP_LINEAR.replace(initializer="random_normal", init_std=0.08, optimizer="sgd", learning_rate=0.01)
+# Sequential MNIST: 112 chunks of 7 pixels; 4k images x 2 epochs keeps each run to a few seconds.
+SEQUENCE = BASE.replace(architecture="rnn", activation="tanh", width=64, step_pixels=7, train_size=4000, epochs=2)
+RELU_RNN = SEQUENCE.replace(activation="relu", step_pixels=28, recurrent_initializer="random_normal",
+                            recurrent_std=0.3, optimizer="sgd", learning_rate=0.01)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,29 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "A too-large step pushes ReLU units' inputs negative for every image; they output 0 and stop learning.",
            "dead_units"),
 )}
+
+RECURRENT_PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("rnn-vanishing-tanh", "SimpleRNN(tanh), 64 units, 112 steps of 7 pixels - the start barely reaches the loss",
+           SEQUENCE,
+           "The gradient is multiplied by the recurrent Jacobian once per step, so after 112 steps almost none "
+           "of it reaches the first steps.", "vanishing"),
+    Preset("rnn-lstm", "The same sequence through an LSTM",
+           SEQUENCE.replace(architecture="lstm"),
+           "An LSTM's cell state is carried by addition, gated by a learned forget gate, so far more gradient "
+           "reaches the first steps.", "healthy"),
+    Preset("rnn-gru", "The same sequence through a GRU",
+           SEQUENCE.replace(architecture="gru"),
+           "A GRU's update gate interpolates between the old and new state, so far more gradient reaches the "
+           "first steps.", "healthy"),
+    Preset("rnn-exploding-relu", "SimpleRNN(relu), recurrent RandomNormal sd 0.3, SGD 0.01 - goes to NaN",
+           RELU_RNN,
+           "With a recurrent matrix of norm ~0.3 x sqrt(64) = 2.4, every step multiplies the signal and the "
+           "gradient; with SGD the first huge gradient is a huge step.", "diverged"),
+    Preset("rnn-exploding-relu-clipped", "The same with clipnorm=1.0 - does not diverge",
+           RELU_RNN.replace(clipnorm=1.0),
+           "Clipping bounds every SGD step, so the same network does not diverge.", "exploding"),
+)}
+PRESETS.update(RECURRENT_PRESETS)
 
 DEFAULT_PRESET = "seed-vanishing-sigmoid"
 

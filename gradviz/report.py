@@ -20,6 +20,12 @@ def summary(result: RunResult, findings: list[Finding], preset: Preset | None = 
         "diagnosis": [_clean(f.to_dict()) for f in findings],
         "timing": result.timing(),
     }
+    if result.config.time_steps:
+        out["time_profile"] = {
+            "time_steps": result.config.time_steps,
+            "first_last_ratio": finite_or_none(result.time_ratio_first_last()),
+            "median_grad_norm_epoch1": [finite_or_none(float(v)) for v in result.time_profile()],
+        }
     if preset is not None:
         outcome, why = verdict(preset, findings)
         out["preset"] = {"name": preset.name, "claim": preset.claim, "expect": preset.expect,

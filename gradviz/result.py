@@ -13,7 +13,7 @@ import pandas as pd
 
 from gradviz.config import RunConfig
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 ACT_STATS = ("mean", "std", "dead_fraction", "saturated_fraction")
 
 
@@ -56,6 +56,9 @@ class RunResult:
     divergence_origin: str | None = None  # "forward" (an activation overflowed) or "backward"
     stopped: bool = False  # interrupted by should_stop
     seconds: float = 0.0
+    # rnn/lstm/gru only: [S, T] norm of dloss/dh_t at every time step t (the gradient reaching
+    # each step's hidden state); [S, 0] for feed-forward models.
+    time_grad: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     meta: dict = field(default_factory=dict)
 
     # --- summaries -----------------------------------------------------------------------------
@@ -93,6 +96,22 @@ class RunResult:
         """Median over the first epoch of ||grad first kernel|| / ||grad output kernel||."""
         rows = self.first_epoch_rows()
         first, last = self.grad_norm[rows, 0], self.grad_norm[rows, -1]
+        ok = np.isfinite(first) & np.isfinite(last) & (last > 0)
+        return float(np.median(first[ok] / last[ok])) if ok.any() else None
+
+    def time_profile(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Median ||dloss/dh_t|| per time step over the chosen step rows (default: epoch 1)."""
+        block = self.time_grad[self.first_epoch_rows() if rows is None else rows]
+        block = np.where(np.isfinite(block), block, np.nan)
+        with np.errstate(all="ignore"):
+            return np.nanmedian(block, axis=0) if len(block) else np.full(self.time_grad.shape[1], np.nan)
+
+    def time_ratio_first_last(self) -> float | None:
+        """Median over epoch 1 of ||dloss/dh_1|| / ||dloss/dh_T||: how much gradient reaches the start."""
+        if not self.time_grad.shape[1]:
+            return None
+        rows = self.time_grad[self.first_epoch_rows()]
+        first, last = rows[:, 0], rows[:, -1]
         ok = np.isfinite(first) & np.isfinite(last) & (last > 0)
         return float(np.median(first[ok] / last[ok])) if ok.any() else None
 

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from gradviz.config import RunConfig
 from gradviz.data import Dataset
-from gradviz.models import activation_layers, build_model, kernel_layers
+from gradviz.models import activation_layers, build_model, kernel_layers, model_inputs, tracked_kernels
 from gradviz.optim import FusedOptimizer
 from gradviz.result import RunResult
 from gradviz.steplog import DEFAULT_CAPACITY, StepLog
@@ -93,8 +93,9 @@ class CompiledSteps:
         self.model, self.config = model, config
         self.variables = model.trainable_variables
         self.optimizer = FusedOptimizer(config, self.variables)
-        kernel_paths = {layer.kernel.path for layer in kernel_layers(model)}
-        self.kernel_index = [i for i, v in enumerate(self.variables) if v.path in kernel_paths]
+        position = {v.path: i for i, v in enumerate(self.variables)}
+        self.kernel_index = [position[v.path] for _, v in tracked_kernels(model)]
+        self.time_steps = config.time_steps
         self.x, self.y = tf.constant(x), tf.constant(y)
         n = len(y)
         # autograph=False: the loop and branch are written as tf.while_loop / tf.cond already, and
@@ -105,10 +106,18 @@ class CompiledSteps:
             tf.TensorSpec([None, 28, 28], tf.float32), tf.TensorSpec([None], tf.int32)])
 
     def _step(self, xb, yb):
+        inputs = model_inputs(self.model, xb)
         with tf.GradientTape() as tape:
-            logits = self.model(xb, training=True)
+            if self.time_steps:
+                tape.watch(inputs[1])  # the zero state probe: its gradient is dloss/dh_t
+            logits = self.model(inputs, training=True)
             loss = _loss(yb, logits)
-        grads = tape.gradient(loss, self.variables)
+        targets = self.variables + ([inputs[1]] if self.time_steps else [])
+        grads = tape.gradient(loss, targets)
+        through_time = []
+        if self.time_steps:
+            probe_grad = grads.pop()
+            through_time = [tf.sqrt(tf.reduce_sum(tf.square(probe_grad), axis=[0, 2]))]  # [T]
         squares = tf.stack([tf.reduce_sum(tf.square(g)) for g in grads])
         norms = tf.sqrt(tf.gather(squares, self.kernel_index))
         pre = tf.sqrt(tf.reduce_sum(squares))
@@ -128,7 +137,7 @@ class CompiledSteps:
             return tf.constant(math.nan), tf.fill([len(kernels)], math.nan)
 
         post, ratios = tf.cond(ok, apply, skip)
-        return ok, tf.concat([tf.stack([loss, correct, pre, post]), norms, ratios], 0)
+        return ok, tf.concat([tf.stack([loss, correct, pre, post]), norms, ratios, *through_time], 0)
 
     def _chunk(self, perm, s0, s1):
         batch = self.config.batch_size
@@ -146,7 +155,7 @@ class CompiledSteps:
         return rows.stack()
 
     def _evaluate_batch(self, x, y):
-        logits = self.model(x, training=False)
+        logits = self.model(model_inputs(self.model, x), training=False)
         losses = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32))
         return tf.reduce_sum(losses), correct
@@ -171,12 +180,12 @@ class Probe:
 
     def __init__(self, model: keras.Model, config: RunConfig, probe_x: np.ndarray):
         self.activation = config.activation
-        self.kernels = [layer.kernel for layer in kernel_layers(model)]
-        acts = activation_layers(model)
+        self.kernels = [kernel for _, kernel in tracked_kernels(model)]
+        acts = activation_layers(model)  # none for recurrent models: their state is probed per step
         self.act_names = [layer.name for layer in acts]
-        act_model = keras.Model(model.input, [layer.output for layer in acts])
+        act_model = keras.Model(model.input, [layer.output for layer in acts]) if acts else None
         # Compiled once per run: an eager call of a deep functional model costs more than the maths.
-        self.act_outputs = tf.function(lambda x: act_model(x, training=False), autograph=False)
+        self.act_outputs = tf.function(lambda x: act_model(x, training=False), autograph=False) if acts else None
         self.probe_x = probe_x
         initial = [np.asarray(k) for k in self.kernels]
         self.weight_edges = np.stack([_weight_edges(k) for k in initial])
@@ -193,6 +202,8 @@ class Probe:
 
     def activations(self) -> tuple[np.ndarray, np.ndarray]:
         """([A, AB] histogram counts, [A, 4] mean/std/dead/saturated) on the probe batch."""
+        if self.act_outputs is None:
+            return np.zeros((0, ACT_BINS), dtype=np.int64), np.zeros((0, 4))
         outputs = self.act_outputs(self.probe_x)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         hists, stats = [], []
@@ -243,12 +254,14 @@ def _locate_divergence(model: keras.Model, xb: np.ndarray, bad_norms: np.ndarray
     nearest the output is where it began.
     """
     layers = kernel_layers(model)
-    outputs = keras.Model(model.input, [layer.output for layer in layers])(xb, training=True)
-    for layer, out in zip(layers, outputs):
+    inputs = model.inputs if len(model.inputs) > 1 else model.input  # same structure as model_inputs()
+    outputs = keras.Model(inputs, [layer.output for layer in layers])(model_inputs(model, xb), training=True)
+    for layer, out in zip(layers, outputs if isinstance(outputs, (list, tuple)) else [outputs]):
         if not np.all(np.isfinite(np.asarray(out))):
             return layer.name, "forward"
+    names = [name for name, _ in tracked_kernels(model)]
     bad = np.flatnonzero(~np.isfinite(bad_norms))
-    return layers[int(bad[-1]) if bad.size else -1].name, "backward"
+    return names[int(bad[-1]) if bad.size else -1], "backward"
 
 
 class _Recorder:
@@ -257,7 +270,7 @@ class _Recorder:
     def __init__(self, config, dataset, layers, probe: Probe, steps_per_epoch, started):
         self.config, self.dataset, self.layers, self.probe = config, dataset, layers, probe
         self.steps_per_epoch, self.started = steps_per_epoch, started
-        self.log = StepLog(FIXED_ROWS + 2 * len(layers), STEP_LOG_CAPACITY)
+        self.log = StepLog(FIXED_ROWS + 2 * len(layers) + config.time_steps, STEP_LOG_CAPACITY)
         self.snapshots: list[dict] = []
         self.steps_done = 0
 
@@ -287,7 +300,8 @@ class _Recorder:
             step=steps, loss=rows[:, 0], accuracy=rows[:, 1] / batch,
             global_norm_pre=rows[:, 2], global_norm_post=rows[:, 3],
             grad_norm=rows[:, FIXED_ROWS:FIXED_ROWS + n_layers].reshape(-1, n_layers),
-            update_ratio=rows[:, FIXED_ROWS + n_layers:].reshape(-1, n_layers),
+            update_ratio=rows[:, FIXED_ROWS + n_layers:FIXED_ROWS + 2 * n_layers].reshape(-1, n_layers),
+            time_grad=rows[:, FIXED_ROWS + 2 * n_layers:],
             weight_edges=self.probe.weight_edges, pooled_edges=self.probe.pooled_edges, act_edges=self.probe.act_edges,
             step_stride=self.log.stride, steps_done=self.steps_done,
             seconds=time.perf_counter() - self.started, **snap, **extra,
@@ -316,7 +330,7 @@ def train(
     steps_per_epoch = n // config.batch_size  # whole batches only: every step sees batch_size examples
     compiled = CompiledSteps(model, config, data.x_train, data.y_train)
     probe = Probe(model, config, data.x_val[:PROBE_SIZE])
-    rec = _Recorder(config, data, [layer.name for layer in kernel_layers(model)], probe, steps_per_epoch, started)
+    rec = _Recorder(config, data, [name for name, _ in tracked_kernels(model)], probe, steps_per_epoch, started)
     rec.snapshot(*compiled.evaluate(data.x_train[:TRAIN_EVAL_SIZE], data.y_train[:TRAIN_EVAL_SIZE]),
                  compiled.evaluate(data.x_val, data.y_val))
     chunk = FIRST_CHUNK

@@ -547,8 +547,8 @@ def guide_page() -> None:
         st.markdown(text)
         if formula:
             st.latex(formula)
-        for label, query in links:
-            st.page_link("app.py", label=label, icon=":material/open_in_new:", query_params=query)
+        for label, query, *page in links:
+            st.page_link(page[0] if page else "app.py", label=label, icon=":material/open_in_new:", query_params=query)
 
 
 GUIDE_INTRO = (
@@ -582,7 +582,8 @@ GUIDE_SECTIONS = [
      "T steps holds that matrix's Jacobian T times: its largest singular value to the power T. A deep "
      "linear network is the same product without the weight sharing.",
      r"\Big\|\frac{\partial h_T}{\partial h_1}\Big\| \lesssim \|W_{hh}\|^{\,T-1}\prod_t |f'(z_t)|",
-     [("Open: the deep-linear analogue (20 products of 256x256 matrices)", {"preset": "exploding-linear"})]),
+     [("Open: SimpleRNN vs LSTM vs GRU over 112 time steps", {"step_pixels": "7"}, "pages/4_Through_time.py"),
+      ("Open: the deep-linear analogue (20 products of 256x256 matrices)", {"preset": "exploding-linear"})]),
     ("Fix: the ReLU family",
      "ReLU's slope is exactly 1 where a unit is active, so it does not shrink the gradient; leaky ReLU, ELU, "
      "SELU and GELU keep some slope for negative inputs so units cannot die.", None,
@@ -614,5 +615,82 @@ GUIDE_SECTIONS = [
      "Gated cells carry their state forward by addition, scaled by a forget gate the network learns, instead "
      "of multiplying it by the same matrix at every step - a residual connection through time.",
      r"c_t = f_t \odot c_{t-1} + i_t \odot \tilde c_t",
-     []),
+     [("Open: gradients through time, SimpleRNN vs LSTM vs GRU", {"step_pixels": "7"}, "pages/4_Through_time.py")]),
 ]
+
+
+# --- Gradients through time ----------------------------------------------------------------------
+
+CELLS = {"rnn": "SimpleRNN (tanh)", "lstm": "LSTM", "gru": "GRU"}
+SEQUENCES = {28: "28 rows of 28 pixels", 14: "56 chunks of 14", 7: "112 chunks of 7", 4: "196 chunks of 4"}
+TIME_KEYS = ("step_pixels", "width", "train_size", "epochs")
+
+
+def _time_controls() -> dict[str, str]:
+    """Sequence length, hidden size and budget, read from the link once, then from the widgets."""
+    base = PRESETS["rnn-vanishing-tanh"].config
+    query = st.query_params.to_dict()
+    if "tt_step_pixels" not in st.session_state or any(
+            str(query.get(k, "")) not in ("", str(st.session_state.get(f"tt_{k}"))) for k in TIME_KEYS):
+        checked, notes = RunConfig.coerce({k: str(query[k]) for k in TIME_KEYS if k in query}, base=base)
+        st.session_state.tt_notes = notes
+        for key in TIME_KEYS:
+            st.session_state[f"tt_{key}"] = getattr(checked, key)
+        st.session_state.tt_autorun = True
+    sb = st.sidebar
+    sb.selectbox("Sequence", list(SEQUENCES), format_func=SEQUENCES.get, key="tt_step_pixels",
+                 help="How the 28x28 image is read: longer sequences make the effect stark (and train slower)")
+    sb.select_slider("Hidden units", _with_value((16, 32, 64, 128, 256), st.session_state.tt_width), key="tt_width")
+    sb.select_slider("Training images", _with_value(TRAIN_SIZES, st.session_state.tt_train_size), key="tt_train_size",
+                     format_func=lambda v: f"{v:,}")
+    sb.number_input("Epochs", 1, 100, key="tt_epochs")
+    return {key: str(st.session_state[f"tt_{key}"]) for key in TIME_KEYS}
+
+
+def through_time_page() -> None:
+    """SimpleRNN vs LSTM vs GRU on sequential MNIST: the gradient reaching every time step."""
+    page_config("gradients through time")
+    values = _time_controls()
+    run = st.sidebar.button("Run", type="primary", icon=":material/play_arrow:", width="stretch")
+    st.title("Gradients through time")
+    st.caption("Each image is read as a sequence. The plots show |dL/dh_t|, the gradient reaching the hidden "
+               "state at every time step t, measured inside the training step for every step.")
+    for note in st.session_state.pop("tt_notes", []):
+        st.warning(note, icon=":material/link_off:")
+    st.query_params.from_dict(values)
+    run = run or st.session_state.pop("tt_autorun", False)
+    configs = {label: RunConfig.coerce(values, base=PRESETS[f"rnn-{'vanishing-tanh' if a == 'rnn' else a}"].config)[0]
+               for a, label in CELLS.items()}
+    runs = {label: obtain_result(config, run, present=False) for label, config in configs.items()}
+    if any(r is None for r in runs.values()):
+        st.info("Press **Run** to train the cells not seen before.", icon=":material/play_arrow:")
+        return
+    chart(charts.time_profile_chart(runs), False)
+    shown = st.radio("Heatmap for", list(runs), horizontal=True, key="tt_heatmap")
+    chart(charts.time_heatmap_chart(runs[shown], title=f"{shown}: gradient reaching each time step (log10)"), False)
+    left, right = st.columns(2)
+    with left:
+        chart(charts.compare_curves_chart(runs, "loss"), False)
+    with right:
+        chart(charts.compare_curves_chart(runs, "accuracy"), False)
+    st.subheader("Findings")
+    for column, (label, result) in zip(st.columns(len(runs)), runs.items()):
+        with column:
+            st.markdown(f"**{label}**")
+            for finding in diagnose(result):
+                st.markdown(f"{SEVERITY_ICON[finding.severity]} **{finding.kind.replace('_', ' ')}** - {finding.message}")
+    exploding_through_time(values, run)
+
+
+def exploding_through_time(values: dict, run: bool) -> None:
+    st.subheader("Exploding through time, and clipping")
+    budget = {k: values[k] for k in ("train_size", "epochs")}
+    names = ("rnn-exploding-relu", "rnn-exploding-relu-clipped")
+    results = {n: obtain_result(RunConfig.coerce(budget, base=PRESETS[n].config)[0], run, present=False) for n in names}
+    if any(r is None for r in results.values()):
+        return
+    for column, (name, result) in zip(st.columns(2), results.items()):
+        with column:
+            chart(charts.time_heatmap_chart(result, height=260, title=name), False)
+            top = diagnose(result)[0]
+            st.markdown(f"{SEVERITY_ICON[top.severity]} **{top.kind}** - {top.message}")

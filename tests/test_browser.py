@@ -118,6 +118,7 @@ PAGES = {
                 "&b=activation%3Drelu", "Findings"),
     "seed-experiments": ("Seed_experiments?train_size=1024&epochs=1", "What does explode here"),
     "guide": ("Guide", "Fix: gating in LSTM and GRU"),
+    "through-time": ("Through_time?train_size=1024&epochs=1&step_pixels=28&width=32", "Exploding through time"),
 }
 
 
