@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import time
@@ -59,7 +60,7 @@ def time_seed_recipe(config: RunConfig, data: Dataset) -> dict:
 def time_gradviz(config: RunConfig, data: Dataset) -> dict:
     """gradviz's trainer, recording everything it always records."""
     x, y = _whole_batches(data, config.batch_size)
-    trimmed = Dataset(x, y, data.x_val, data.y_val, data.source, data.split, data.val_split, len(y))
+    trimmed = dataclasses.replace(data, x_train=x, y_train=y, requested_train_size=len(y))
     started = time.perf_counter()
     result = train(config, trimmed)
     return _rate(result.steps_done, time.perf_counter() - started)
@@ -78,8 +79,8 @@ def run_bench(config: RunConfig, data: Dataset, repeats: int = 3) -> dict:
     methods then take turns `repeats` times and each reports its median, so that a burst of other
     load on the machine does not decide the ratio."""
     warm = config.replace(epochs=1, train_size=min(config.train_size, 4 * config.batch_size))
-    warm_data = Dataset(data.x_train[:warm.train_size], data.y_train[:warm.train_size], data.x_val[:256],
-                        data.y_val[:256], data.source, data.split, data.val_split, warm.train_size)
+    warm_data = dataclasses.replace(data, x_train=data.x_train[:warm.train_size], y_train=data.y_train[:warm.train_size],
+                                    x_val=data.x_val[:256], y_val=data.y_val[:256], requested_train_size=warm.train_size)
     for method in METHODS.values():
         method(warm, warm_data)
     runs = {name: [] for name in METHODS}

@@ -220,7 +220,7 @@ def accuracy_chart(result: RunResult, height: int = 220) -> alt.Chart:
 
 def weight_hist_chart(result: RunResult, layers: list[str] | None = None, columns: int = 3) -> alt.FacetChart:
     """Per-layer weight histograms on the run's fixed bins: initial (grey) vs last snapshot."""
-    chosen = list(layers) if layers else _spread(result.layers)
+    chosen = list(layers) if layers else spread(result.layers)
     frame = result.weight_hist_frame()
     frame = frame[frame.layer.isin(chosen)]
     return _hist_facets(frame, chosen, "weight", columns, "Weights per layer: initial vs now")
@@ -228,7 +228,7 @@ def weight_hist_chart(result: RunResult, layers: list[str] | None = None, column
 
 def activation_hist_chart(result: RunResult, layers: list[str] | None = None, columns: int = 3) -> alt.FacetChart:
     """Per-layer activation distributions on the probe images: initial vs last snapshot."""
-    chosen = list(layers) if layers else _spread(result.act_layers)
+    chosen = list(layers) if layers else spread(result.act_layers)
     frame = result.act_hist_frame()
     frame = frame[frame.layer.isin(chosen)]
     return _hist_facets(frame, chosen, "activation", columns, "Activations per layer (512 validation images)")
@@ -282,7 +282,7 @@ def update_ratio_chart(result: RunResult, height: int = 280) -> alt.Chart:
     return alt.layer(lines, guide).properties(height=height, title="Update / weight ratio per step (guide: 1e-3)")
 
 
-def _spread(names: list[str], count: int = 6) -> list[str]:
+def spread(names: list[str], count: int = 6) -> list[str]:
     """Up to `count` names spread from first to last, so deep models show early, middle and late layers."""
     if len(names) <= count:
         return list(names)

@@ -151,7 +151,7 @@ class RunResult:
 
     def act_stats_frame(self) -> pd.DataFrame:
         e, a = self.act_stats.shape[:2]
-        frame = pd.DataFrame(self.act_stats.reshape(e * a, -1), columns=list(ACT_STATS))
+        frame = pd.DataFrame(self.act_stats.reshape(e * a, len(ACT_STATS)), columns=list(ACT_STATS))
         frame.insert(0, "layer", np.tile(self.act_layers, e))
         frame.insert(0, "epoch", np.repeat(self.epoch, a))
         return frame

@@ -10,7 +10,8 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from gradviz import charts
-from gradviz.config import ACTIVATIONS, INITIALIZERS, OPTIMIZERS, RunConfig, SCALED_INITIALIZERS, format_value
+from gradviz.config import (ACTIVATIONS, ARCHITECTURES, INITIALIZERS, OPTIMIZERS, RECURRENT, RECURRENT_INITIALIZERS,
+                            SCALED_INITIALIZERS, RunConfig, format_value)
 from gradviz.data import DataUnavailable, load_dataset
 from gradviz.diagnose import Finding, diagnose
 from gradviz.compare import LABELS, VARIANT_KEYS, build_variants, describe, differing_fields, settings_table
@@ -113,9 +114,16 @@ def sidebar_controls() -> tuple[AppState, list[str]]:
     sb = st.sidebar
     sb.selectbox("Preset", [CUSTOM, *PRESETS], key="preset_pick", on_change=_pick_preset,
                  format_func=lambda n: n if n == CUSTOM else f"{n}", help="One-click experiments; see the Guide.")
-    sb.radio("Architecture", ("mlp", "cnn"), key=_k("architecture"), horizontal=True,
-             help="mlp: dense layers; cnn: the seed article's ResNet-style CNN")
-    sb.slider("Depth (hidden layers / residual blocks)", 1, 50, key=_k("depth"))
+    sb.radio("Architecture", ARCHITECTURES, key=_k("architecture"), horizontal=True,
+             help="mlp: dense layers; cnn: the seed article's ResNet-style CNN; rnn (SimpleRNN), lstm, gru: "
+                  "the image read as a sequence (see the Through time page)")
+    recurrent = st.session_state[_k("architecture")] in RECURRENT
+    if recurrent:
+        sb.selectbox("Sequence", list(SEQUENCES), format_func=SEQUENCES.get, key=_k("step_pixels"))
+        sb.selectbox("Recurrent initializer", RECURRENT_INITIALIZERS, key=_k("recurrent_initializer"))
+        sb.select_slider("Recurrent std σ", _with_value(STDS, st.session_state[_k("recurrent_std")]),
+                         key=_k("recurrent_std"), disabled=st.session_state[_k("recurrent_initializer")] != "random_normal")
+    sb.slider("Depth (hidden layers / residual blocks)", 1, 50, key=_k("depth"), disabled=recurrent)
     sb.select_slider("Width (units / base filters)", _with_value(WIDTHS, st.session_state[_k("width")]), key=_k("width"))
     sb.selectbox("Activation", ACTIVATIONS, key=_k("activation"))
     sb.selectbox("Initializer", INITIALIZERS, key=_k("initializer"))
@@ -272,19 +280,27 @@ def detail_tabs(result: RunResult, state: AppState) -> None:
         with right:
             chart(charts.depth_profile_chart(result), False)
     with weights:
-        chosen = st.multiselect("Layers", result.layers, default=charts._spread(result.layers), key="weight_layers")
+        chosen = st.multiselect("Layers", result.layers, default=charts.spread(result.layers), key="weight_layers")
         chart(charts.weight_hist_chart(result, chosen or None), False)
     with activations:
-        chosen = st.multiselect("Layers", result.act_layers, default=charts._spread(result.act_layers), key="act_layers")
-        chart(charts.activation_hist_chart(result, chosen or None), False)
-        if result.config.activation in ("relu", "sigmoid", "tanh"):
-            chart(charts.unit_health_chart(result), False)
+        if result.act_layers:
+            activation_views(result)
+        else:
+            st.info("A recurrent model's hidden state is read at every time step instead: see the "
+                    "**Through time** page.", icon=":material/timeline:")
     with updates:
         chart(charts.update_ratio_chart(result), False)
         st.caption("A rule of thumb: each step should move a layer's weights by about 1e-3 of their size. "
                    "Far below, the layer is frozen; far above, training is unstable.")
     with share:
         export_panel(result, state)
+
+
+def activation_views(result: RunResult) -> None:
+    chosen = st.multiselect("Layers", result.act_layers, default=charts.spread(result.act_layers), key="act_layers")
+    chart(charts.activation_hist_chart(result, chosen or None), False)
+    if result.config.activation in ("relu", "sigmoid", "tanh"):
+        chart(charts.unit_health_chart(result), False)
 
 
 def export_panel(result: RunResult, state: AppState) -> None:

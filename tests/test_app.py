@@ -201,3 +201,14 @@ def test_export_panel(chart_name):
     assert svg.lstrip().startswith(b"<svg")
     payload = json.loads(ui.run_json(result))
     assert payload["diverged_at_step"] == 2 and len(payload["steps"]) == 3 * 21
+
+
+def test_a_recurrent_config_in_the_explorer():
+    at = open_app({"architecture": "lstm", "width": "16", "step_pixels": "14", **SMALL})
+    no_exception(at)
+    assert at.selectbox(key="cfg_step_pixels").value == 14
+    assert at.slider(key="cfg_depth").disabled
+    spec, rows = heatmap(at)
+    assert spec["layer"][0]["encoding"]["y"]["sort"] == ["input_kernel", "recurrent_kernel", "output"]
+    assert rows[0] == 3 * 8
+    assert at.query_params["step_pixels"] == "14"
