@@ -31,7 +31,7 @@ class ConfigError(ValueError):
     def __init__(self, field: str, value: Any, allowed: str):
         self.field, self.value, self.allowed = field, value, allowed
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."  # URLs can be long
-        super().__init__(f"{field}={shown} is not valid: {allowed}")
+        super().__init__(f"{field or '(empty name)'}={shown} is not valid: {allowed}")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import time
 from urllib.parse import urlencode
 
@@ -22,6 +23,7 @@ from gradviz.runs import COORDINATOR
 from gradviz.snippet import keras_snippet
 from gradviz.urlstate import AppState, matching_preset, parse_query, to_query
 
+LOG = logging.getLogger("gradviz")
 CUSTOM = "(custom)"
 WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
 BATCHES = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
@@ -224,7 +226,14 @@ def obtain_result(config: RunConfig, run_requested: bool, present: bool) -> RunR
         if result is None:
             live.status.info(f"Training on {dataset.description}", icon=":material/model_training:")
             COORDINATOR.trainings_started += 1
-            result = train(config, dataset, on_progress=live.update)
+            try:
+                result = train(config, dataset, on_progress=live.update)
+            except Exception as error:  # noqa: BLE001 - a page shows a message, never a traceback
+                LOG.exception("training failed for %s", config)
+                live.clear()
+                st.error(f"Training failed ({type(error).__name__}: {str(error)[:300]}). Nothing was cached; "
+                         "a smaller model or fewer training images may fit.", icon=":material/error:")
+                return None
             COORDINATOR.cache.put(key, result)
     live.clear()
     return result

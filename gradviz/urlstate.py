@@ -69,6 +69,8 @@ def parse_query(params: Mapping[str, object], page_keys: tuple[str, ...] = ()) -
 def to_query(state: AppState) -> dict[str, str]:
     """Short, exact links: the preset name when the config is a preset, else the changed fields."""
     query = {"preset": state.preset} if state.preset else state.config.to_strings(only_changed=True)
+    # An empty query means "first visit" (the deep-sigmoid preset); the plain defaults need a name.
+    query = query or {"architecture": state.config.architecture}
     if state.present:
         query["present"] = "1"
     return query
