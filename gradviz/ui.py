@@ -114,6 +114,10 @@ def current_config_from_widgets() -> tuple[RunConfig, list[str]]:
 def sidebar_controls() -> tuple[AppState, list[str]]:
     """Every control, bound to session state (and through AppState to the URL)."""
     sb = st.sidebar
+    for field, value in RunConfig().to_dict().items():  # a control hidden on an earlier run lost its state
+        st.session_state.setdefault(_k(field), value)
+    # The picker names the preset the controls match now (or "custom" once one of them moved).
+    st.session_state.preset_pick = matching_preset(current_config_from_widgets()[0]) or CUSTOM
     sb.selectbox("Preset", [CUSTOM, *PRESETS], key="preset_pick", on_change=_pick_preset,
                  format_func=lambda n: n if n == CUSTOM else f"{n}", help="One-click experiments; see the Guide.")
     sb.radio("Architecture", ARCHITECTURES, key=_k("architecture"), horizontal=True,

@@ -212,3 +212,17 @@ def test_a_recurrent_config_in_the_explorer():
     assert spec["layer"][0]["encoding"]["y"]["sort"] == ["input_kernel", "recurrent_kernel", "output"]
     assert rows[0] == 3 * 8
     assert at.query_params["step_pixels"] == "14"
+
+
+def test_switching_architectures_back_and_forth_and_leaving_a_preset():
+    at = open_app({"preset": "exploding-linear", **SMALL})
+    assert at.selectbox(key="preset_pick").value == "(custom)"  # SMALL changed it: not the preset as written
+    at = open_app({"preset": "exploding-linear"})
+    assert at.selectbox(key="preset_pick").value == "exploding-linear"
+    at.slider(key="cfg_depth").set_value(12).run()
+    no_exception(at)
+    assert at.selectbox(key="preset_pick").value == "(custom)"
+    for architecture in ("rnn", "mlp", "lstm", "cnn", "gru"):
+        at.radio(key="cfg_architecture").set_value(architecture).run()
+        no_exception(at)
+        assert at.query_params.get("architecture", "mlp") == architecture
