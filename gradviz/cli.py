@@ -1,10 +1,11 @@
-"""python -m gradviz presets | run | bench: the command-line contract of DESIGN.md."""
+"""python -m gradviz presets | run | bench | precompute: the command-line contract of DESIGN.md."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from gradviz.config import ConfigError, RunConfig
 from gradviz.data import DataUnavailable
@@ -123,6 +124,46 @@ def cmd_bench(args) -> int:
     return EXIT_OK
 
 
+def read_grid(path: str) -> list[tuple[str, RunConfig]]:
+    """A grid file: one config per line as 'field=value; field=value' over the defaults; '#' comments."""
+    from gradviz.compare import parse_changes
+
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as error:
+        raise BadInput(f"cannot read grid file {path}: {error}") from None
+    grid = []
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if text:
+            try:
+                grid.append((f"{Path(path).name}:{number}", RunConfig.from_strings(parse_changes(text))))
+            except ConfigError as error:
+                raise BadInput(f"{path}, line {number}: {error}") from None
+    return grid
+
+
+def cmd_precompute(args) -> int:
+    """Train every preset (and grid config) once and store the results for the app to show."""
+    from gradviz.data import load_dataset
+    from gradviz.store import ResultStore
+
+    names = list(PRESETS) if args.presets == "all" else [n.strip() for n in args.presets.split(",") if n.strip()]
+    jobs = [(name, get_preset(name).config) for name in names] + (read_grid(args.grid) if args.grid else [])
+    store = ResultStore(args.out)
+    for label, config in jobs:
+        dataset = load_dataset(config.train_size, args.data_dir)
+        if not args.force and store.get(config, dataset.info()) is not None:
+            print(f"{label:<28} stored already")
+            continue
+        from gradviz.train import train
+
+        result = train(config, dataset)
+        store.put(result)
+        print(f"{label:<28} trained {result.steps_done} steps in {result.seconds:.1f} s -> {store.root}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gradviz", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--repeats", type=int, default=3, choices=range(1, 11), metavar="N",
                            help="timed runs per method, median reported (1-10, default 3)")
         p.set_defaults(func=func)
+    pre = sub.add_parser("precompute", help="train presets (and a grid) once; the app shows them without training")
+    pre.add_argument("--presets", default="all", help="'all' or comma-separated preset names")
+    pre.add_argument("--grid", metavar="FILE", help="more configs, one per line: 'depth=20; activation=tanh'")
+    pre.add_argument("--out", metavar="DIR", help="store folder (default: $GRADVIZ_STORE_DIR or ~/.cache/gradviz/results)")
+    pre.add_argument("--data-dir", help="folder with MNIST (default: $GRADVIZ_DATA_DIR, then the Keras cache)")
+    pre.add_argument("--force", action="store_true", help="retrain even if a stored run is there")
+    pre.set_defaults(func=cmd_precompute)
     return parser
 
 

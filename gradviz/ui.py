@@ -21,6 +21,7 @@ from gradviz.report import summary
 from gradviz.result import RunResult
 from gradviz.runs import COORDINATOR
 from gradviz.snippet import keras_snippet
+from gradviz.store import ResultStore
 from gradviz.urlstate import AppState, matching_preset, parse_query, to_query
 
 LOG = logging.getLogger("gradviz")
@@ -216,10 +217,16 @@ def obtain_result(config: RunConfig, run_requested: bool, present: bool) -> RunR
     """The cached result, or a fresh streamed training if asked for; None if neither."""
     key = config.cache_key()
     cached = COORDINATOR.cache.get(key)
-    if cached is not None or not run_requested:
+    if cached is not None:
         return cached
     dataset = _load_data(config)
     if dataset is None:
+        return None
+    stored = ResultStore().get(config, dataset.info())  # precomputed (python -m gradviz precompute)
+    if stored is not None:
+        COORDINATOR.cache.put(key, stored)
+        return stored
+    if not run_requested:
         return None
     from gradviz.train import train  # TensorFlow is imported once, on the first training
 
