@@ -168,15 +168,19 @@ def heatmap_chart(result: RunResult, height: int | None = None, color_domain: tu
     return alt.layer(*layers).properties(height=height, title=title)
 
 
-def grad_lines_chart(result: RunResult, height: int = 280) -> alt.Chart:
-    """Each kernel's gradient norm over training, log y, one colour per layer."""
-    frame = binned_layers(result)
-    frame = frame[np.isfinite(frame.log10)]
-    chart = alt.Chart(frame).mark_line().encode(
+def _layer_lines(result: RunResult, column: str, y_title: str) -> alt.Chart:
+    """One line per layer over training (binned), log y, the layer colours of every chart."""
+    frame = binned_layers(result, column=column)
+    return alt.Chart(frame[np.isfinite(frame.log10)]).mark_line().encode(
         x=alt.X("step_start:Q", title="training step"),
-        y=alt.Y("value:Q", title="gradient norm", scale=alt.Scale(type="log")),
+        y=alt.Y("value:Q", title=y_title, scale=alt.Scale(type="log")),
         color=alt.Color("layer:N", scale=layer_scale(result), sort=layer_sort(result), title="layer"),
         tooltip=["layer:N", "step_start:Q", alt.Tooltip("value:Q", format=".2e")])
+
+
+def grad_lines_chart(result: RunResult, height: int = 280) -> alt.Chart:
+    """Each kernel's gradient norm over training, log y, one colour per layer."""
+    chart = _layer_lines(result, "grad_norm", "gradient norm")
     return _with_rule(chart, result).properties(height=height, title="Gradient norm per layer")
 
 
@@ -271,13 +275,7 @@ def unit_health_chart(result: RunResult, height: int = 240) -> alt.Chart:
 
 def update_ratio_chart(result: RunResult, height: int = 280) -> alt.Chart:
     """Update-to-weight ratio per layer over training, log y, with the 1e-3 rule of thumb."""
-    frame = binned_layers(result, column="update_ratio")
-    frame = frame[np.isfinite(frame.log10)]
-    lines = alt.Chart(frame).mark_line().encode(
-        x=alt.X("step_start:Q", title="training step"),
-        y=alt.Y("value:Q", title="|update| / |weights|", scale=alt.Scale(type="log")),
-        color=alt.Color("layer:N", scale=layer_scale(result), sort=layer_sort(result), title="layer"),
-        tooltip=["layer:N", "step_start:Q", alt.Tooltip("value:Q", format=".2e")])
+    lines = _layer_lines(result, "update_ratio", "|update| / |weights|")
     guide = alt.Chart(pd.DataFrame({"y": [UPDATE_RATIO_GUIDE]})).mark_rule(strokeDash=[4, 4], color="#555").encode(y="y:Q")
     return alt.layer(lines, guide).properties(height=height, title="Update / weight ratio per step (guide: 1e-3)")
 
