@@ -21,10 +21,6 @@ def parse_changes(text: str) -> dict[str, str]:
     return changes
 
 
-def format_changes(changes: dict) -> str:
-    return "; ".join(f"{k}={format_value(v) if not isinstance(v, str) else v}" for k, v in changes.items())
-
-
 def build_variants(base: RunConfig, texts: list[str]) -> tuple[list[tuple[str, RunConfig]], list[str]]:
     """[(label, config)] for A and every non-empty variant text, with notes on anything ignored."""
     variants, messages = [("A", base)], []

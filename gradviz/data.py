@@ -155,7 +155,7 @@ def download_to_keras_cache() -> Path:
         with contextlib.redirect_stdout(sys.stderr):
             keras.datasets.mnist.load_data()
     except Exception as error:  # urllib raises many types; any of them means "no download"
-        raise DataUnavailable(offline_message(f"the download failed ({type(error).__name__}: {error})"))
+        raise DataUnavailable(offline_message(f"the download failed ({type(error).__name__}: {error})")) from None
     return keras_cache_path()
 
 

@@ -30,11 +30,6 @@ class ResultCache:
             self.hits += 1
             return result
 
-    def peek(self, key: str) -> bool:
-        """Is it cached? (does not count as a hit or miss)"""
-        with self._lock:
-            return key in self._items
-
     def put(self, key: str, result: RunResult) -> None:
         with self._lock:
             self._items[key] = result

@@ -34,9 +34,13 @@ class ResultStore:
     def _base(self, config: RunConfig) -> Path:
         return self.root / config.cache_key()
 
+    def has(self, config: RunConfig) -> bool:
+        """Is there an entry to check? (cheap: no data needed to ask)"""
+        return self._base(config).with_suffix(".json").is_file()
+
     def get(self, config: RunConfig, data_info: dict) -> RunResult | None:
         base = self._base(config)
-        if not base.with_suffix(".json").is_file():
+        if not self.has(config):
             return None
         try:
             result = RunResult.load(base)

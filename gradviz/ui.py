@@ -22,7 +22,7 @@ from gradviz.result import RunResult
 from gradviz.runs import COORDINATOR
 from gradviz.snippet import keras_snippet
 from gradviz.store import ResultStore
-from gradviz.urlstate import AppState, matching_preset, parse_query, to_query
+from gradviz.urlstate import TRUE_WORDS, AppState, matching_preset, parse_query, to_query
 
 LOG = logging.getLogger("gradviz")
 CUSTOM = "(custom)"
@@ -219,10 +219,13 @@ def obtain_result(config: RunConfig, run_requested: bool, present: bool) -> RunR
     cached = COORDINATOR.cache.get(key)
     if cached is not None:
         return cached
+    store = ResultStore()
+    if not run_requested and not store.has(config):
+        return None  # nothing to show: don't build the dataset on every rerun
     dataset = _load_data(config)
     if dataset is None:
         return None
-    stored = ResultStore().get(config, dataset.info())  # precomputed (python -m gradviz precompute)
+    stored = store.get(config, dataset.info())  # precomputed (python -m gradviz precompute)
     if stored is not None:
         COORDINATOR.cache.put(key, stored)
         return stored
@@ -359,7 +362,7 @@ def chart_file(result: RunResult, name: str, fmt: str) -> bytes:
 
 def page_config(title: str) -> None:
     """First Streamlit call of every page; presentation links start with the sidebar tucked away."""
-    present = "present" in st.query_params and st.query_params.get("present", "").lower() in ("1", "true", "yes", "on")
+    present = st.query_params.get("present", "").strip().lower() in TRUE_WORDS
     st.set_page_config(page_title=f"gradviz - {title}", page_icon=":material/stacked_line_chart:", layout="wide",
                        initial_sidebar_state="collapsed" if present else "expanded")
 

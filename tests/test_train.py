@@ -3,7 +3,6 @@ separate tf.GradientTape on the same batch and weights; clipping against Keras' 
 
 import math
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
