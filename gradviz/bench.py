@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import platform
 import time
@@ -86,6 +87,7 @@ def run_bench(config: RunConfig, data: Dataset, repeats: int = 3) -> dict:
     runs = {name: [] for name in METHODS}
     for _ in range(repeats):
         for name, method in METHODS.items():
+            gc.collect()  # the previous method's models are garbage: none is collected on another's clock
             runs[name].append(method(config, data))
     results = {name: sorted(rows, key=lambda r: r["seconds"])[len(rows) // 2] for name, rows in runs.items()}
     ours = results["gradviz"]["steps_per_second"]

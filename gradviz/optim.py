@@ -29,25 +29,35 @@ class FusedOptimizer:
                       for _ in range(SLOTS[self.kind])]
         self.iterations = tf.Variable(0.0, trainable=False)
 
-    def apply(self, grads: list[tf.Tensor]) -> tf.Operation:
-        """One update of every variable; returns an op that runs after all of them."""
+    def apply(self, grads: list[tf.Tensor], live: tf.Tensor | float = 1.0) -> tf.Operation:
+        """One update of every variable; returns an op that runs after all of them.
+
+        `live` 0 with all-zero gradients leaves every variable unchanged (learning rate and
+        momentum are scaled by it); only the optimizer's own state moves.
+        """
         step = self.iterations.assign_add(1.0)
+        # Scalars built once per step, not once per variable: a Python float passed to a raw op
+        # becomes a new constant node each time, and graph size is what tracing time scales with.
+        lr, momentum, rho, beta_1, beta_2, epsilon = (
+            tf.constant(v, tf.float32) for v in (self.lr, MOMENTUM, RMSPROP_RHO, ADAM_BETA_1, ADAM_BETA_2, EPSILON))
+        lr, momentum = lr * live, momentum * live
+        if self.kind == "adam":
+            beta_1_power, beta_2_power = tf.pow(beta_1, step), tf.pow(beta_2, step)
         updates = []
         for i, (var, grad) in enumerate(zip(self.variables, grads)):
             slot = [s[i].handle for s in self.slots]
             if self.kind == "sgd":
-                op = tf.raw_ops.ResourceApplyGradientDescent(var=var.handle, alpha=self.lr, delta=grad)
+                op = tf.raw_ops.ResourceApplyGradientDescent(var=var.handle, alpha=lr, delta=grad)
             elif self.kind == "momentum":  # accum = momentum * accum - lr * grad; var += accum
-                op = tf.raw_ops.ResourceApplyKerasMomentum(var=var.handle, accum=slot[0], lr=self.lr, grad=grad,
-                                                           momentum=MOMENTUM)
+                op = tf.raw_ops.ResourceApplyKerasMomentum(var=var.handle, accum=slot[0], lr=lr, grad=grad,
+                                                           momentum=momentum)
             elif self.kind == "rmsprop":  # Keras: var -= lr * grad / sqrt(ms + eps), momentum 0
-                op = tf.raw_ops.ResourceApplyRMSProp(var=var.handle, ms=slot[0], mom=slot[1], lr=self.lr,
-                                                     rho=RMSPROP_RHO, momentum=0.0, epsilon=EPSILON, grad=grad)
+                op = tf.raw_ops.ResourceApplyRMSProp(var=var.handle, ms=slot[0], mom=slot[1], lr=lr, rho=rho,
+                                                     momentum=tf.zeros([]), epsilon=epsilon, grad=grad)
             else:
                 op = tf.raw_ops.ResourceApplyAdam(
-                    var=var.handle, m=slot[0], v=slot[1], beta1_power=tf.pow(ADAM_BETA_1, step),
-                    beta2_power=tf.pow(ADAM_BETA_2, step), lr=self.lr, beta1=ADAM_BETA_1, beta2=ADAM_BETA_2,
-                    epsilon=EPSILON, grad=grad)
+                    var=var.handle, m=slot[0], v=slot[1], beta1_power=beta_1_power, beta2_power=beta_2_power,
+                    lr=lr, beta1=beta_1, beta2=beta_2, epsilon=epsilon, grad=grad)
             updates.append(op)
         return tf.group(updates)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,11 +23,16 @@ from gradviz.steplog import DEFAULT_CAPACITY, StepLog
 # Every run builds a new model and so new tf.functions, on purpose (a model per config, nothing
 # shared between sessions); TensorFlow's "excessive retracing" warning would fire on every run.
 tf.get_logger().setLevel(logging.ERROR)
+# Grappler's graph optimisation runs once per compiled function and, on the models gradviz builds,
+# cost more than it returned: measured on 2 CPU cores, the first call of the 10x256 training chunk
+# took 0.18 s with it and 0.06 s without, at the same steps/s (CNN runs were faster without it).
+# Runs here are a few hundred steps, so that one-off cost is a visible share of every run.
+tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
 WEIGHT_BINS = 60
 ACT_BINS = 40
 PROBE_SIZE = 512  # fixed validation images whose activations are summarised each epoch
-TRAIN_EVAL_SIZE = 2000  # train subset scored at step 0, before there is an epoch mean
+TRAIN_EVAL_SIZE = 1000  # train subset scored at step 0, before there is an epoch mean (one eval batch)
 EVAL_BATCH = 1000
 CHUNK_SECONDS = 0.4  # aim for a progress callback this often, so a UI can stream
 MIN_CHUNK, MAX_CHUNK = 4, 512
@@ -54,26 +60,40 @@ class Progress:
         return self.step / self.total_steps if self.total_steps else 1.0
 
 
-def clip_gradients(grads: list[tf.Tensor], squares: tf.Tensor, config: RunConfig) -> tuple[list, tf.Tensor]:
+def clip_gradients(grads: list[tf.Tensor], squares: tf.Tensor, config: RunConfig,
+                   ok: tf.Tensor) -> tuple[list, tf.Tensor]:
     """Keras' clipping rule (at most one of the three is set), and the global norm after it.
 
     `squares` holds each gradient's sum of squares, already computed for the recorded norms, so
-    the norm after clipping needs no further pass over the gradients except for clipvalue.
+    the norm after clipping needs no further pass over the gradients except for clipvalue. When
+    `ok` is false every gradient comes back as exact zeros (NaN and Inf included), so that the
+    optimizer, given a zero learning rate too, leaves the weights as they were.
     """
     norms = tf.sqrt(squares)
     pre = tf.sqrt(tf.reduce_sum(squares))
+    post = pre
+    scales = tf.ones_like(squares)
     if config.clipnorm is not None:  # == tf.clip_by_norm per tensor: g * c / max(|g|, c)
         c = config.clipnorm
         scales = c / tf.maximum(norms, c)
-        clipped = [g * scales[i] for i, g in enumerate(grads)]
-        return clipped, tf.sqrt(tf.reduce_sum(tf.square(tf.minimum(norms, c))))
-    if config.global_clipnorm is not None:  # == tf.clip_by_global_norm
+        post = tf.sqrt(tf.reduce_sum(tf.square(tf.minimum(norms, c))))
+    elif config.global_clipnorm is not None:  # == tf.clip_by_global_norm
         c = config.global_clipnorm
-        return [g * (c / tf.maximum(pre, c)) for g in grads], tf.minimum(pre, c)
+        scales = tf.fill(tf.shape(squares), c / tf.maximum(pre, c))
+        post = tf.minimum(pre, c)
+    scales = tf.where(ok, scales, tf.zeros_like(scales))
+    # multiply_no_nan: 0 * NaN is 0 here, so a skipped step's gradients are clean zeros.
+    clipped = [tf.math.multiply_no_nan(g, scale) for g, scale in zip(grads, tf.unstack(scales))]
     if config.clipvalue is not None:
-        clipped = [tf.clip_by_value(g, -config.clipvalue, config.clipvalue) for g in grads]
-        return clipped, tf.linalg.global_norm(clipped)
-    return grads, pre
+        clipped = [tf.clip_by_value(g, -config.clipvalue, config.clipvalue) for g in clipped]
+        post = tf.sqrt(tf.reduce_sum(_sums_of_squares(clipped)))
+    return clipped, post
+
+
+def _sums_of_squares(tensors: list[tf.Tensor]) -> tf.Tensor:
+    """[n] sum of squares of each tensor. L2Loss (sum / 2) is one graph node where
+    reduce_sum(square) is three, and graph size is what tracing and graph optimisation scale with."""
+    return 2.0 * tf.stack([tf.nn.l2_loss(t) for t in tensors])
 
 
 def _loss(y, logits):
@@ -98,12 +118,18 @@ class CompiledSteps:
         self.time_steps = config.time_steps
         self.x, self.y = tf.constant(x), tf.constant(y)
         n = len(y)
-        # autograph=False: the loop and branch are written as tf.while_loop / tf.cond already, and
+        # autograph=False: the loop is written as a tf.while_loop already, and
         # skipping autograph's source conversion of the whole Keras call tree saves tracing time.
         self.chunk = tf.function(self._chunk, autograph=False, input_signature=[
             tf.TensorSpec([n], tf.int32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)])
+        # One forward function serves both evaluation and the activation probe: the probe images are
+        # the first validation images, so they are not pushed through the model (or traced) twice.
+        acts = activation_layers(model)
+        self.act_names = [layer.name for layer in acts]
+        inputs = model.inputs if len(model.inputs) > 1 else model.input
+        self.forward_model = keras.Model(inputs, [model.output] + [layer.output for layer in acts])
         self.evaluate_batch = tf.function(self._evaluate_batch, autograph=False, input_signature=[
-            tf.TensorSpec([None, 28, 28], tf.float32), tf.TensorSpec([None], tf.int32)])
+            tf.TensorSpec([None, 28, 28], tf.float32), tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)])
 
     def _step(self, xb, yb):
         inputs = model_inputs(self.model, xb)
@@ -118,25 +144,22 @@ class CompiledSteps:
         if self.time_steps:
             probe_grad = grads.pop()
             through_time = [tf.sqrt(tf.reduce_sum(tf.square(probe_grad), axis=[0, 2]))]  # [T]
-        squares = tf.stack([tf.reduce_sum(tf.square(g)) for g in grads])
+        squares = _sums_of_squares(grads)
         norms = tf.sqrt(tf.gather(squares, self.kernel_index))
         pre = tf.sqrt(tf.reduce_sum(squares))
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), yb), tf.float32))
         ok = tf.math.is_finite(loss) & tf.math.is_finite(pre) & tf.reduce_all(tf.math.is_finite(norms))
         kernels = [self.variables[i] for i in self.kernel_index]
-
-        def apply():
-            before = [tf.identity(k) for k in kernels]
-            clipped, post = clip_gradients(grads, squares, self.config)
-            with tf.control_dependencies([self.optimizer.apply(clipped)]):
-                moved = tf.stack([tf.reduce_sum(tf.math.squared_difference(k.value, b)) for k, b in zip(kernels, before)])
-            size = tf.stack([tf.reduce_sum(tf.square(b)) for b in before])
-            return post, tf.sqrt(moved / (size + 1e-24))
-
-        def skip():  # a non-finite step is recorded but never applied
-            return tf.constant(math.nan), tf.fill([len(kernels)], math.nan)
-
-        post, ratios = tf.cond(ok, apply, skip)
+        # A non-finite step is recorded but never applied. Not with tf.cond: its two branch graphs
+        # and their captures made up a third of the chunk's tracing time. Instead the update runs
+        # with zeroed gradients and a zero learning rate, which leaves every weight unchanged (the
+        # run stops at this step, so the optimizer's moment estimates no longer matter).
+        before = [tf.identity(k) for k in kernels]
+        clipped, post = clip_gradients(grads, squares, self.config, ok)
+        with tf.control_dependencies([self.optimizer.apply(clipped, live=tf.cast(ok, tf.float32))]):
+            moved = _sums_of_squares([k.value - b for k, b in zip(kernels, before)])
+        ratios = tf.sqrt(moved / (_sums_of_squares(before) + 1e-24))
+        post, ratios = tf.where(ok, post, math.nan), tf.where(ok, ratios, math.nan)
         return ok, tf.concat([tf.stack([loss, correct, pre, post]), norms, ratios, *through_time], 0)
 
     def _chunk(self, perm, s0, s1):
@@ -150,24 +173,34 @@ class CompiledSteps:
             ok, row = self._step(tf.gather(self.x, idx), tf.gather(self.y, idx))
             return i + 1, ok, rows.write(i - s0, row)
 
-        rows = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+        width = FIXED_ROWS + 2 * len(self.kernel_index) + self.time_steps
+        rows = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[width])
         _, _, rows = tf.while_loop(running, one_step, (s0, tf.constant(True), rows))
         return rows.stack()
 
-    def _evaluate_batch(self, x, y):
-        logits = self.model(model_inputs(self.model, x), training=False)
+    def validate(self, data: Dataset) -> tuple[float, float, list[np.ndarray]]:
+        """Validation loss and accuracy, with the probe batch's activations."""
+        return self.evaluate(data.x_val, data.y_val, keep=PROBE_SIZE)
+
+    def _evaluate_batch(self, x, y, keep):
+        outputs = self.forward_model(model_inputs(self.model, x), training=False)
+        logits, *acts = outputs if isinstance(outputs, (list, tuple)) else [outputs]  # a one-output model: a tensor
         losses = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32))
-        return tf.reduce_sum(losses), correct
+        return tf.reduce_sum(losses), correct, [a[:keep] for a in acts]
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """Mean loss and accuracy over (x, y), forward only, in inference mode."""
+    def evaluate(self, x: np.ndarray, y: np.ndarray, keep: int = 0) -> tuple[float, float, list[np.ndarray]]:
+        """Mean loss and accuracy over (x, y), forward only, in inference mode, and each hidden
+        activation layer's output for the first `keep` (<= EVAL_BATCH) examples."""
         total_loss = total_correct = 0.0
+        kept: list[np.ndarray] = []
         for start in range(0, len(y), EVAL_BATCH):
-            loss, correct = self.evaluate_batch(x[start:start + EVAL_BATCH], y[start:start + EVAL_BATCH])
+            loss, correct, acts = self.evaluate_batch(x[start:start + EVAL_BATCH], y[start:start + EVAL_BATCH],
+                                                      tf.constant(keep if start == 0 else 0))
             total_loss += float(loss)
             total_correct += float(correct)
-        return total_loss / len(y), total_correct / len(y)
+            kept = kept or [np.asarray(a) for a in acts]
+        return total_loss / len(y), total_correct / len(y), kept
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> tf.Tensor:
@@ -178,21 +211,16 @@ def epoch_order(n: int, seed: int, epoch: int) -> tf.Tensor:
 class Probe:
     """Per-layer weight histograms and activation statistics, taken at each snapshot."""
 
-    def __init__(self, model: keras.Model, config: RunConfig, probe_x: np.ndarray):
+    def __init__(self, model: keras.Model, config: RunConfig, act_names: list[str]):
         self.activation = config.activation
         self.kernels = [kernel for _, kernel in tracked_kernels(model)]
-        acts = activation_layers(model)  # none for recurrent models: their state is probed per step
-        self.act_names = [layer.name for layer in acts]
-        act_model = keras.Model(model.input, [layer.output for layer in acts]) if acts else None
-        # Compiled once per run: an eager call of a deep functional model costs more than the maths.
-        self.act_outputs = tf.function(lambda x: act_model(x, training=False), autograph=False) if acts else None
-        self.probe_x = probe_x
+        self.act_names = act_names  # none for recurrent models: their state is probed per step
         initial = [np.asarray(k) for k in self.kernels]
         self.weight_edges = np.stack([_weight_edges(k) for k in initial])
         # The seed article's view: every Dense/Conv kernel pooled into one histogram.
         self.pooled_edges = _weight_edges(np.concatenate([k.reshape(-1) for k in initial]))
         low, high = ACT_RANGES.get(config.activation, DEFAULT_ACT_RANGE)
-        self.act_edges = np.tile(np.linspace(low, high, ACT_BINS + 1), (len(acts), 1))
+        self.act_edges = np.tile(np.linspace(low, high, ACT_BINS + 1), (len(act_names), 1))
 
     def weight_hist(self) -> tuple[np.ndarray, np.ndarray]:
         """([L, WB] per-layer counts, [WB] counts of all kernels pooled)."""
@@ -200,18 +228,12 @@ class Probe:
         per_layer = np.stack([_clipped_hist(v, edges) for v, edges in zip(values, self.weight_edges)])
         return per_layer, sum(_clipped_hist(v, self.pooled_edges) for v in values)
 
-    def activations(self) -> tuple[np.ndarray, np.ndarray]:
-        """([A, AB] histogram counts, [A, 4] mean/std/dead/saturated) on the probe batch."""
-        if self.act_outputs is None:
+    def activations(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """([A, AB] histogram counts, [A, 4] mean/std/dead/saturated) of the probe batch's outputs."""
+        if not outputs:
             return np.zeros((0, ACT_BINS), dtype=np.int64), np.zeros((0, 4))
-        outputs = self.act_outputs(self.probe_x)
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        hists, stats = [], []
-        for values, edges in zip(outputs, self.act_edges):
-            values = np.asarray(values)
-            hists.append(_clipped_hist(values, edges))
-            stats.append(activation_stats(values, self.activation))
-        return np.stack(hists), np.stack(stats)
+        hists = [_clipped_hist(values, edges) for values, edges in zip(outputs, self.act_edges)]
+        return np.stack(hists), np.stack([activation_stats(values, self.activation) for values in outputs])
 
 
 def activation_stats(values: np.ndarray, activation: str) -> np.ndarray:
@@ -278,8 +300,9 @@ class _Recorder:
         self.log.append(self.steps_done, rows)
         self.steps_done += len(rows)
 
-    def snapshot(self, train_loss: float, train_accuracy: float, val: tuple[float, float]) -> None:
-        act_hist, act_stats = self.probe.activations()
+    def snapshot(self, train_loss: float, train_accuracy: float, val: tuple[float, float, list]) -> None:
+        """`val`: (loss, accuracy, probe activations) from CompiledSteps.evaluate on the validation set."""
+        act_hist, act_stats = self.probe.activations(val[2])
         weight_hist, pooled_hist = self.probe.weight_hist()
         self.snapshots.append({
             "epoch": self.steps_done / self.steps_per_epoch, "epoch_step": self.steps_done,
@@ -329,10 +352,9 @@ def train(
     n = len(data.y_train)
     steps_per_epoch = n // config.batch_size  # whole batches only: every step sees batch_size examples
     compiled = CompiledSteps(model, config, data.x_train, data.y_train)
-    probe = Probe(model, config, data.x_val[:PROBE_SIZE])
+    probe = Probe(model, config, compiled.act_names)
     rec = _Recorder(config, data, [name for name, _ in tracked_kernels(model)], probe, steps_per_epoch, started)
-    rec.snapshot(*compiled.evaluate(data.x_train[:TRAIN_EVAL_SIZE], data.y_train[:TRAIN_EVAL_SIZE]),
-                 compiled.evaluate(data.x_val, data.y_val))
+    _first_snapshot_while_tracing(compiled, rec, data)
     chunk = FIRST_CHUNK
     for epoch in range(config.epochs):
         perm = epoch_order(n, config.seed, epoch)
@@ -351,10 +373,28 @@ def train(
                 on_progress(Progress(rec.steps_done, steps_per_epoch * config.epochs,
                                      rec.steps_done / steps_per_epoch, float(rows[-1, 0]), rec.result))
             if should_stop is not None and should_stop():
-                rec.snapshot(*_epoch_means(epoch_rows, config.batch_size), compiled.evaluate(data.x_val, data.y_val))
+                rec.snapshot(*_epoch_means(epoch_rows, config.batch_size), compiled.validate(data))
                 return rec.result(stopped=True)
-        rec.snapshot(*_epoch_means(epoch_rows, config.batch_size), compiled.evaluate(data.x_val, data.y_val))
+        rec.snapshot(*_epoch_means(epoch_rows, config.batch_size), compiled.validate(data))
     return rec.result()
+
+
+def _first_snapshot_while_tracing(compiled: CompiledSteps, rec: _Recorder, data: Dataset) -> None:
+    """The step-0 snapshot (evaluation, histograms) runs on a second thread while this one traces
+    and builds the training chunk: tracing is single-threaded Python and would leave the other
+    core idle (measured: ~0.06 s less per run on 2 cores). The forward function is traced first,
+    here, so that only one thread ever traces; the chunk is then built by a zero-step call."""
+    compiled.evaluate_batch.get_concrete_function()
+
+    def first_snapshot():
+        rec.snapshot(*compiled.evaluate(data.x_train[:TRAIN_EVAL_SIZE], data.y_train[:TRAIN_EVAL_SIZE])[:2],
+                     compiled.validate(data))
+
+    with ThreadPoolExecutor(1) as pool:
+        snapshot = pool.submit(first_snapshot)
+        n = len(data.y_train)
+        compiled.chunk(tf.zeros([n], tf.int32), tf.constant(0), tf.constant(0))  # zero steps: nothing moves
+        snapshot.result()
 
 
 def _step_ok(row: np.ndarray, n_layers: int) -> bool:
@@ -376,5 +416,5 @@ def _diverged(rec, compiled, model, data, perm, epoch_rows, bad_in_epoch) -> Run
     n_layers = len(rec.layers)
     bad_norms = epoch_rows[-1][-1, FIXED_ROWS:FIXED_ROWS + n_layers]
     layer, origin = _locate_divergence(model, data.x_train[idx], bad_norms)
-    rec.snapshot(*_epoch_means(epoch_rows, batch), compiled.evaluate(data.x_val, data.y_val))
+    rec.snapshot(*_epoch_means(epoch_rows, batch), compiled.validate(data))
     return rec.result(diverged_at_step=rec.steps_done - 1, first_bad_layer=layer, divergence_origin=origin)

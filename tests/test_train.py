@@ -112,6 +112,27 @@ def test_divergence_stops_the_run_and_names_a_layer(tiny_data):
     assert result.final()["train_loss"] is None  # the non-finite loss it hit, reported as null
 
 
+@pytest.mark.parametrize("clip", [{}, {"clipnorm": 1.0}, {"global_clipnorm": 1.0}, {"clipvalue": 0.1}])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "rmsprop", "adam"])
+def test_a_non_finite_step_leaves_the_weights_unchanged(optimizer, clip, tiny_data):
+    """Two finite steps (so momentum and moment estimates are non-zero), then a batch with an Inf
+    pixel: its row is recorded as non-finite and no weight moves, for every optimizer and clip mode."""
+    config = RunConfig(depth=2, width=16, optimizer=optimizer, learning_rate=0.01, batch_size=32,
+                       train_size=256, **clip)
+    x, y = tiny_data.x_train[:96].copy(), tiny_data.y_train[:96]
+    x[70, 3, 3] = np.inf  # in the third batch of the identity order
+    model = build_model(config)
+    steps = CompiledSteps(model, config, x, y)
+    order = tf.range(96, dtype=tf.int32)
+    finite = steps.chunk(order, tf.constant(0), tf.constant(2)).numpy()
+    assert np.isfinite(finite).all() and (finite[:, 4 + 2:] > 0).all()  # the updates did move weights
+    before = [v.numpy() for v in model.trainable_variables]
+    row = steps.chunk(order, tf.constant(2), tf.constant(3)).numpy()[-1]
+    assert not np.isfinite(row[0]) and np.isnan(row[3])  # loss, and no post-clip norm: nothing applied
+    for variable, value in zip(model.trainable_variables, before):
+        np.testing.assert_array_equal(variable.numpy(), value)
+
+
 def test_locate_divergence_forward_and_backward():
     config = RunConfig(depth=3, width=8, activation="linear", initializer="glorot_uniform")
     model = build_model(config)
