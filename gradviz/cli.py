@@ -1,4 +1,4 @@
-"""python -m gradviz presets | run | bench | precompute: the command-line contract of DESIGN.md."""
+"""python -m gradviz presets | run | bench | precompute | prefetch: the command-line contract of DESIGN.md."""
 
 from __future__ import annotations
 
@@ -143,13 +143,18 @@ def read_grid(path: str) -> list[tuple[str, RunConfig]]:
     return grid
 
 
-def cmd_precompute(args) -> int:
+def precompute_jobs(args) -> list[tuple[str, RunConfig]]:
+    """The presets and grid configs asked for, checked before anything slow starts."""
+    names = list(PRESETS) if args.presets == "all" else [n.strip() for n in args.presets.split(",") if n.strip()]
+    return [(name, get_preset(name).config) for name in names] + (read_grid(args.grid) if args.grid else [])
+
+
+def cmd_precompute(args, jobs: list[tuple[str, RunConfig]] | None = None) -> int:
     """Train every preset (and grid config) once and store the results for the app to show."""
     from gradviz.data import load_dataset
     from gradviz.store import ResultStore
 
-    names = list(PRESETS) if args.presets == "all" else [n.strip() for n in args.presets.split(",") if n.strip()]
-    jobs = [(name, get_preset(name).config) for name in names] + (read_grid(args.grid) if args.grid else [])
+    jobs = precompute_jobs(args) if jobs is None else jobs
     store = ResultStore(args.out)
     for label, config in jobs:
         dataset = load_dataset(config.train_size, args.data_dir)
@@ -161,6 +166,33 @@ def cmd_precompute(args) -> int:
         result = train(config, dataset)
         store.put(result)
         print(f"{label:<28} trained {result.steps_done} steps in {result.seconds:.1f} s -> {store.root}")
+    return EXIT_OK
+
+
+def cmd_prefetch(args) -> int:
+    """Before a talk, on a machine with internet: put MNIST in the Keras cache, then precompute the
+    presets, so that the app needs no network (and, for the presets, no training) afterwards."""
+    import os
+
+    from gradviz.data import download_to_keras_cache, keras_cache_path, locate
+
+    jobs = precompute_jobs(args)  # a typo in --presets fails now, not after the download
+    folder = args.data_dir or os.environ.get("GRADVIZ_DATA_DIR")
+    if folder:  # the app will read this folder first, so the stored runs must come from it too
+        files = locate(folder)
+        print(f"MNIST: {files.source} (GRADVIZ_DATA_DIR); nothing to download")
+    elif keras_cache_path().is_file():
+        files = locate()
+        print(f"MNIST: already in the Keras cache at {keras_cache_path()}")
+    else:
+        print("MNIST: downloading through Keras ...", flush=True)
+        download_to_keras_cache()
+        files = locate(allow_download=False)  # read it back: a truncated download fails here, not in class
+        print(f"MNIST: downloaded to {keras_cache_path()}")
+    cmd_precompute(args, jobs)
+    store = args.out or "the default store ($GRADVIZ_STORE_DIR or ~/.cache/gradviz/results)"
+    print(f"Ready offline: the app reads MNIST from {files.source} and shows the stored runs from {store} "
+          "without training.")
     return EXIT_OK
 
 
@@ -184,13 +216,18 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--repeats", type=int, default=3, choices=range(1, 11), metavar="N",
                            help="timed runs per method, median reported (1-10, default 3)")
         p.set_defaults(func=func)
-    pre = sub.add_parser("precompute", help="train presets (and a grid) once; the app shows them without training")
-    pre.add_argument("--presets", default="all", help="'all' or comma-separated preset names")
-    pre.add_argument("--grid", metavar="FILE", help="more configs, one per line: 'depth=20; activation=tanh'")
-    pre.add_argument("--out", metavar="DIR", help="store folder (default: $GRADVIZ_STORE_DIR or ~/.cache/gradviz/results)")
-    pre.add_argument("--data-dir", help="folder with MNIST (default: $GRADVIZ_DATA_DIR, then the Keras cache)")
-    pre.add_argument("--force", action="store_true", help="retrain even if a stored run is there")
-    pre.set_defaults(func=cmd_precompute)
+    for name, func, help_text in (
+        ("precompute", cmd_precompute, "train presets (and a grid) once; the app shows them without training"),
+        ("prefetch", cmd_prefetch, "download MNIST into the Keras cache and precompute: the app then works offline"),
+    ):
+        pre = sub.add_parser(name, help=help_text)
+        pre.add_argument("--presets", default="all", help="'all' or comma-separated preset names")
+        pre.add_argument("--grid", metavar="FILE", help="more configs, one per line: 'depth=20; activation=tanh'")
+        pre.add_argument("--out", metavar="DIR",
+                         help="store folder (default: $GRADVIZ_STORE_DIR or ~/.cache/gradviz/results)")
+        pre.add_argument("--data-dir", help="folder with MNIST (default: $GRADVIZ_DATA_DIR, then the Keras cache)")
+        pre.add_argument("--force", action="store_true", help="retrain even if a stored run is there")
+        pre.set_defaults(func=func)
     return parser
 
 

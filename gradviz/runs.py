@@ -1,13 +1,60 @@
-"""Process-wide run bookkeeping for the app: a bounded result cache and a one-at-a-time gate."""
+"""Process-wide run bookkeeping for the app: a bounded result cache, a one-at-a-time gate, and
+the per-request training budget."""
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections import OrderedDict, deque
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+from gradviz.config import RunConfig
 from gradviz.result import RunResult
+
+LOG = logging.getLogger("gradviz")
+
+# Per-request cap on epochs x training images, so that one visitor cannot hold a shared server's
+# single training slot for minutes. 300k is 60k images x 5 epochs (~15 s for a 10x256 MLP on 2
+# cores, a few minutes for the CNN); a course host sets GRADVIZ_MAX_EXAMPLES lower (see README).
+MAX_EXAMPLES_ENV = "GRADVIZ_MAX_EXAMPLES"
+DEFAULT_MAX_EXAMPLES = 300_000
+
+
+def max_examples() -> int:
+    """The cap in force: GRADVIZ_MAX_EXAMPLES if it is a positive whole number, else the default."""
+    raw = os.environ.get(MAX_EXAMPLES_ENV, "").strip().replace("_", "")
+    if not raw:
+        return DEFAULT_MAX_EXAMPLES
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    LOG.warning("ignoring %s=%r (not a positive whole number); using %d", MAX_EXAMPLES_ENV, raw, DEFAULT_MAX_EXAMPLES)
+    return DEFAULT_MAX_EXAMPLES
+
+
+def examples(config: RunConfig) -> int:
+    """What a run costs in the cap's unit: epochs x training images asked for."""
+    return config.epochs * config.train_size
+
+
+def over_budget(config: RunConfig, limit: int) -> str | None:
+    """A message for the page if `config` asks for more than `limit`, else None."""
+    if examples(config) <= limit:
+        return None
+    return (f"This run asks for {examples(config):,} training examples ({config.epochs} epochs × "
+            f"{config.train_size:,} images); this server trains at most {limit:,} per run. "
+            f"Lower the epochs or the training images.")
+
+
+def within_budget(config: RunConfig, limit: int) -> RunConfig:
+    """The nearest config under the cap: fewer epochs first (the curve's shape over steps is
+    what the explorer shows), then fewer images, never below one epoch or one batch."""
+    if examples(config) <= limit:
+        return config
+    epochs = max(1, min(config.epochs, limit // config.train_size))
+    train_size = max(config.batch_size, 100, min(config.train_size, limit // epochs))
+    return config.replace(epochs=epochs, train_size=train_size)
 
 
 class ResultCache:
@@ -89,7 +136,8 @@ class RunCoordinator:
     def __init__(self):
         self.cache = ResultCache()
         self.gate = TrainingGate()
-        self.trainings_started = 0  # counted for tests and the status line
+        self.trainings_started = 0  # counted for tests and the server log
+        self.trainings_stopped = 0  # their session left (or reran) before they finished
 
 
 COORDINATOR = RunCoordinator()

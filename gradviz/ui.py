@@ -9,17 +9,19 @@ import time
 from urllib.parse import urlencode
 
 import streamlit as st
+from streamlit import runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from gradviz import charts
 from gradviz.config import (ACTIVATIONS, ARCHITECTURES, INITIALIZERS, OPTIMIZERS, RECURRENT, RECURRENT_INITIALIZERS,
                             SCALED_INITIALIZERS, RunConfig, format_value)
-from gradviz.data import DataUnavailable, load_dataset
+from gradviz.data import DataUnavailable, load_dataset, load_files
 from gradviz.diagnose import Finding, diagnose
 from gradviz.compare import LABELS, VARIANT_KEYS, build_variants, describe, differing_fields, settings_table
 from gradviz.presets import PRESETS, verdict
 from gradviz.report import summary
 from gradviz.result import RunResult
-from gradviz.runs import COORDINATOR
+from gradviz.runs import COORDINATOR, max_examples, over_budget, within_budget
 from gradviz.snippet import keras_snippet
 from gradviz.store import ResultStore
 from gradviz.urlstate import TRUE_WORDS, AppState, matching_preset, parse_query, to_query
@@ -176,12 +178,17 @@ def share_link(state: AppState) -> str:
 # --- training, cached and streamed ---------------------------------------------------------------
 
 
-def _load_data(config: RunConfig):
+def _read_data(load):
+    """load(), or None after saying on the page what to do about missing MNIST."""
     try:
-        return load_dataset(config.train_size)
+        return load()
     except DataUnavailable as error:
         st.error(str(error), icon=":material/database:")
         return None
+
+
+def _load_data(config: RunConfig):
+    return _read_data(lambda: load_dataset(config.train_size))
 
 
 class LiveView:
@@ -194,12 +201,14 @@ class LiveView:
         self.charts = st.container()
         self.heatmap, self.loss = self.charts.empty(), self.charts.empty()
         self.last_draw = 0.0
+        self.steps = 0
 
     def waiting(self, ahead: int) -> None:
         self.status.info(f"Queued: {ahead} training(s) ahead of you on this server. Yours starts next.",
                          icon=":material/hourglass_top:")
 
     def update(self, progress) -> None:
+        self.steps = progress.step
         self.progress.progress(progress.fraction, text=f"Training: step {progress.step:,} of "
                                f"{progress.total_steps:,} (epoch {progress.epoch:.1f}), loss {progress.loss:.4g}")
         if time.monotonic() - self.last_draw >= LIVE_REFRESH_SECONDS:
@@ -213,44 +222,106 @@ class LiveView:
             slot.empty()
 
 
-def obtain_result(config: RunConfig, run_requested: bool, present: bool) -> RunResult | None:
+def _log_to_server_console() -> None:
+    """Trainings started, finished and stopped go to the server's console: what a host watching a
+    class needs to see. (Streamlit configures only its own loggers.)"""
+    if not LOG.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s gradviz %(levelname)s %(message)s"))
+        LOG.addHandler(handler)
+        LOG.setLevel(logging.INFO)
+        LOG.propagate = False
+
+
+def _session_ended():
+    """should_stop for train(): true once the browser tab that asked for the training has gone
+    (closed, reloaded, lost its connection), so nobody waits behind a result nobody will see."""
+    ctx = get_script_run_ctx()
+    if ctx is None or not runtime.exists():
+        return lambda: False
+    server = runtime.get_instance()
+    return lambda: not server.is_active_session(ctx.session_id)
+
+
+def _budget_check(config: RunConfig, fix_button: bool) -> bool:
+    """True if `config` may train here; otherwise says why (and offers the nearest allowed run)."""
+    limit = max_examples()
+    message = over_budget(config, limit)
+    if message is None:
+        return True
+    st.warning(message, icon=":material/speed:")
+    if fix_button:
+        allowed = within_budget(config, limit)
+        st.button(f"Train {allowed.epochs} epoch(s) × {allowed.train_size:,} images instead",
+                  on_click=apply_fix, args=({"epochs": allowed.epochs, "train_size": allowed.train_size},),
+                  icon=":material/speed:")
+    return False
+
+
+def obtain_result(config: RunConfig, run_requested: bool, present: bool, fix_button: bool = False) -> RunResult | None:
     """The cached result, or a fresh streamed training if asked for; None if neither."""
     key = config.cache_key()
     cached = COORDINATOR.cache.get(key)
     if cached is not None:
         return cached
     store = ResultStore()
-    if not run_requested and not store.has(config):
-        return None  # nothing to show: don't build the dataset on every rerun
-    dataset = _load_data(config)
-    if dataset is None:
+    if store.has(config):  # precomputed (python -m gradviz precompute); checked against today's data
+        dataset = _load_data(config)
+        stored = store.get(config, dataset.info()) if dataset is not None else None
+        if stored is not None:
+            COORDINATOR.cache.put(key, stored)
+            return stored
+    if not run_requested or not _budget_check(config, fix_button) or not _data_available():
         return None
-    stored = store.get(config, dataset.info())  # precomputed (python -m gradviz precompute)
-    if stored is not None:
-        COORDINATOR.cache.put(key, stored)
-        return stored
-    if not run_requested:
-        return None
-    from gradviz.train import train  # TensorFlow is imported once, on the first training
-
     live = LiveView(present)
-    live.status.info(f"Training on {dataset.description}", icon=":material/model_training:")
+    live.status.info("Preparing the training ...", icon=":material/model_training:")
     with COORDINATOR.gate.turn(on_wait=live.waiting):
         result = COORDINATOR.cache.get(key)  # another session may have trained it while we waited
         if result is None:
-            live.status.info(f"Training on {dataset.description}", icon=":material/model_training:")
-            COORDINATOR.trainings_started += 1
-            try:
-                result = train(config, dataset, on_progress=live.update)
-            except Exception as error:  # noqa: BLE001 - a page shows a message, never a traceback
-                LOG.exception("training failed for %s", config)
-                live.clear()
-                st.error(f"Training failed ({type(error).__name__}: {str(error)[:300]}). Nothing was cached; "
-                         "a smaller model or fewer training images may fit.", icon=":material/error:")
+            # The arrays are built only now: twenty queued sessions would otherwise hold twenty copies.
+            dataset = _load_data(config)
+            if dataset is None:
                 return None
-            COORDINATOR.cache.put(key, result)
+            live.status.info(f"Training on {dataset.description}", icon=":material/model_training:")
+            result = _train_for_session(config, dataset, live)
+            if result is not None:
+                COORDINATOR.cache.put(key, result)
     live.clear()
     return result
+
+
+def _data_available() -> bool:
+    """MNIST can be read here (says what to do if not); cheap after the first call."""
+    return _read_data(load_files) is not None
+
+
+def _train_for_session(config: RunConfig, dataset, live: LiveView) -> RunResult | None:
+    """One training for this session: None if it failed (with a message) or the session left."""
+    from gradviz.train import train  # TensorFlow is imported once, on the first training
+
+    _log_to_server_console()
+    COORDINATOR.trainings_started += 1
+    tag, started = config.cache_key()[:10], time.monotonic()
+    LOG.info("training %s started (%s); %d waiting", tag, urlencode(config.to_strings(only_changed=True)) or "defaults",
+             COORDINATOR.gate.waiting)
+    outcome = "interrupted (its session ended or reran)"  # a Streamlit stop/rerun raised through train()
+    result = None
+    try:
+        result = train(config, dataset, on_progress=live.update, should_stop=_session_ended())
+        outcome = "stopped: its session ended" if result.stopped else "finished"
+        return None if result.stopped else result
+    except Exception as error:  # noqa: BLE001 - a page shows a message, never a traceback
+        outcome = f"failed ({type(error).__name__})"
+        LOG.exception("training failed for %s", config)
+        live.clear()
+        st.error(f"Training failed ({type(error).__name__}: {str(error)[:300]}). Nothing was cached; "
+                 "a smaller model or fewer training images may fit.", icon=":material/error:")
+        return None
+    finally:
+        if outcome.startswith(("stopped", "interrupted")):
+            COORDINATOR.trainings_stopped += 1
+        steps = result.steps_done if result is not None else live.steps
+        LOG.info("training %s %s after %d steps, %.1f s", tag, outcome, steps, time.monotonic() - started)
 
 
 # --- views ---------------------------------------------------------------------------------------
@@ -381,11 +452,14 @@ def explorer_page() -> None:
         st.warning(note, icon=":material/link_off:")
     sync_url(state)
     run_requested = run_clicked or st.session_state.pop("autorun", False)
-    result = obtain_result(state.config, run_requested, state.present)
+    result = obtain_result(state.config, run_requested, state.present, fix_button=True)
     if result is None:
         result = COORDINATOR.cache.get(st.session_state.get("shown_key", ""))
-        st.info("Settings changed: press **Run** in the sidebar to train this configuration (a few seconds"
-                + (" on a laptop). Below: the previous run." if result else ")."), icon=":material/play_arrow:")
+        if over_budget(state.config, max_examples()) is None:
+            st.info("Settings changed: press **Run** in the sidebar to train this configuration (a few seconds"
+                    + (" on a laptop). Below: the previous run." if result else ")."), icon=":material/play_arrow:")
+        elif not run_requested:  # say so before Run is pressed, not after
+            _budget_check(state.config, fix_button=True)
         if result is None:
             return
     else:

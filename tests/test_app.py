@@ -173,6 +173,24 @@ def test_a_config_seen_before_is_not_retrained():
     assert heatmap(second)[1] == heatmap(first)[1]
 
 
+def test_a_run_over_the_servers_budget_is_refused_with_a_way_out(monkeypatch):
+    """A link asking for more than GRADVIZ_MAX_EXAMPLES trains nothing, says why, keeps the
+    settings, and offers the nearest run that fits; one click trains that."""
+    monkeypatch.setenv("GRADVIZ_MAX_EXAMPLES", "2500")
+    before = COORDINATOR.trainings_started
+    at = open_app({"depth": "2", "width": "16", "train_size": "1024", "epochs": "3", "seed": "31"})
+    no_exception(at)
+    assert COORDINATOR.trainings_started == before
+    assert any("3,072 training examples" in w.value and "at most 2,500" in w.value for w in at.warning)
+    assert at.number_input(key="cfg_epochs").value == 3  # nothing the visitor chose was lost
+    offer = next(b for b in at.button if b.label.startswith("Train 2 epoch(s)"))
+    offer.click().run()
+    no_exception(at)
+    assert COORDINATOR.trainings_started == before + 1
+    assert at.number_input(key="cfg_epochs").value == 2 and parse_query(at.query_params)[0].config.epochs == 2
+    assert heatmap(at)[1][0] > 0
+
+
 def test_presentation_mode_from_the_url():
     at = open_app({"preset": "exploding-linear", "present": "1", **SMALL})
     no_exception(at)

@@ -2,32 +2,16 @@
 Playwright. Skips on a machine without a browser (saying why); in CI a missing browser fails."""
 
 import os
-import socket
-import subprocess
-import sys
+import re
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
-
-CHROMIUM = os.environ.get("GRADVIZ_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts"
-# The machine's network is closed: keep Chromium from phoning home at start-up.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]
+from live_server import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_missing, streamlit_server
 
 
 def require_browser():
-    reason = None
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        reason = "playwright is not installed (pip install -r requirements-dev.txt)"
-    if not Path(CHROMIUM).exists():
-        reason = f"no browser at {CHROMIUM} (Debian: apt-get install chromium; or set GRADVIZ_CHROMIUM)"
+    reason = browser_missing()
     if reason:
         if os.environ.get("CI"):
             pytest.fail(f"the browser test must run in CI: {reason}")
@@ -35,41 +19,14 @@ def require_browser():
         pytest.skip(reason)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+SERVER_LOG = ARTIFACTS / "streamlit.log"
 
 
 @pytest.fixture(scope="module")
 def server():
     require_browser()
-    port = free_port()
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "streamlit.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"streamlit did not start; see {ARTIFACTS / 'streamlit.log'}")
-        time.sleep(0.5)
-    yield url
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    with streamlit_server(SERVER_LOG) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +87,19 @@ def test_each_page_renders(server, page, name):
     page.wait_for_timeout(2000)
     assert_clean(page)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_closing_the_tab_stops_its_training(server, page):
+    """A long training whose tab is closed stops within a chunk or two (the server log says so), so
+    nobody else queues behind a result nobody will see."""
+    tab = page.context.browser.new_page()
+    tab.goto(f"{server}/?depth=10&width=256&train_size=8000&epochs=30&seed=4242")  # ~15 s of training
+    tab.get_by_text("Training: step").first.wait_for(timeout=120_000)
+    closed = time.monotonic()
+    tab.close()
+    pattern = re.compile(r"training (\w+) (stopped: its session ended|interrupted \(its session ended or reran\)) "
+                         r"after (\d+) steps")
+    while not (found := pattern.search(SERVER_LOG.read_text())):
+        assert time.monotonic() - closed < 20, "no stop in the server log 20 s after the tab closed"
+        time.sleep(0.25)
+    assert 0 < int(found.group(3)) < 62 * 30  # stopped part-way, not finished

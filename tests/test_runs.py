@@ -1,10 +1,13 @@
-"""The app's shared bookkeeping: the bounded result cache and the one-training-at-a-time gate."""
+"""The app's shared bookkeeping: the bounded result cache, the one-training-at-a-time gate and the
+per-request training budget."""
 
 import threading
 import time
 
 import pytest
 
+from gradviz import runs
+from gradviz.config import RunConfig
 from gradviz.runs import ResultCache, TrainingGate
 from test_diagnose import fake_result
 
@@ -89,3 +92,28 @@ def test_an_error_inside_a_turn_releases_it():
             raise ValueError("training failed")
     with gate.turn():
         assert gate.waiting == 0
+
+
+def test_budget_from_the_environment(monkeypatch):
+    monkeypatch.delenv(runs.MAX_EXAMPLES_ENV, raising=False)
+    assert runs.max_examples() == runs.DEFAULT_MAX_EXAMPLES
+    monkeypatch.setenv(runs.MAX_EXAMPLES_ENV, "50_000")
+    assert runs.max_examples() == 50_000
+    for junk in ("-5", "0", "lots", "1e9"):  # a host's typo falls back to the default, it does not crash
+        monkeypatch.setenv(runs.MAX_EXAMPLES_ENV, junk)
+        assert runs.max_examples() == runs.DEFAULT_MAX_EXAMPLES
+
+
+def test_over_budget_names_the_numbers_and_within_budget_fits():
+    config = RunConfig(epochs=10, train_size=8000)
+    assert runs.over_budget(config, 80_000) is None  # exactly at the cap is allowed
+    message = runs.over_budget(config, 50_000)
+    assert "80,000" in message and "10 epochs" in message and "8,000 images" in message and "50,000" in message
+    fitted = runs.within_budget(config, 50_000)
+    assert (fitted.epochs, fitted.train_size) == (6, 8000)  # fewer epochs first, images kept
+    fitted = runs.within_budget(config, 5_000)
+    assert (fitted.epochs, fitted.train_size) == (1, 5000)  # then fewer images
+    assert runs.within_budget(config, 80_000) is config
+    for limit in (100, 999, 12_345, 300_000):
+        fitted = runs.within_budget(RunConfig(epochs=100, train_size=60000, batch_size=64), limit)
+        assert runs.examples(fitted) <= max(limit, 100) and fitted.epochs >= 1
