@@ -137,7 +137,6 @@ class RunCoordinator:
         self.cache = ResultCache()
         self.gate = TrainingGate()
         self.trainings_started = 0  # counted for tests and the server log
-        self.trainings_stopped = 0  # their session left (or reran) before they finished
 
 
 COORDINATOR = RunCoordinator()

@@ -318,8 +318,6 @@ def _train_for_session(config: RunConfig, dataset, live: LiveView) -> RunResult 
                  "a smaller model or fewer training images may fit.", icon=":material/error:")
         return None
     finally:
-        if outcome.startswith(("stopped", "interrupted")):
-            COORDINATOR.trainings_stopped += 1
         steps = result.steps_done if result is not None else live.steps
         LOG.info("training %s %s after %d steps, %.1f s", tag, outcome, steps, time.monotonic() - started)
 
