@@ -174,21 +174,20 @@ def cmd_prefetch(args) -> int:
     presets, so that the app needs no network (and, for the presets, no training) afterwards."""
     import os
 
-    from gradviz.data import download_to_keras_cache, keras_cache_path, locate
+    from gradviz.data import download_to_keras_cache, keras_cache_path, load_files
 
     jobs = precompute_jobs(args)  # a typo in --presets fails now, not after the download
-    folder = args.data_dir or os.environ.get("GRADVIZ_DATA_DIR")
-    if folder:  # the app will read this folder first, so the stored runs must come from it too
-        files = locate(folder)
-        print(f"MNIST: {files.source} (GRADVIZ_DATA_DIR); nothing to download")
+    if args.data_dir or os.environ.get("GRADVIZ_DATA_DIR"):  # the app reads this folder first: store from it
+        where = "(GRADVIZ_DATA_DIR); nothing to download"
     elif keras_cache_path().is_file():
-        files = locate()
-        print(f"MNIST: already in the Keras cache at {keras_cache_path()}")
+        where = "(already in the Keras cache)"
     else:
         print("MNIST: downloading through Keras ...", flush=True)
         download_to_keras_cache()
-        files = locate(allow_download=False)  # read it back: a truncated download fails here, not in class
-        print(f"MNIST: downloaded to {keras_cache_path()}")
+        where = "(downloaded)"
+    # Read once here (memoised for the precompute below): a truncated download fails now, not in class.
+    files = load_files(args.data_dir)
+    print(f"MNIST: {files.source} {where}")
     cmd_precompute(args, jobs)
     store = args.out or "the default store ($GRADVIZ_STORE_DIR or ~/.cache/gradviz/results)"
     print(f"Ready offline: the app reads MNIST from {files.source} and shows the stored runs from {store} "

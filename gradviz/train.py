@@ -215,7 +215,7 @@ class Probe:
         self.activation = config.activation
         self.kernels = [kernel for _, kernel in tracked_kernels(model)]
         self.act_names = act_names  # none for recurrent models: their state is probed per step
-        initial = [np.asarray(k) for k in self.kernels]
+        initial = self.weights_now()
         self.weight_edges = np.stack([_weight_edges(k) for k in initial])
         # The seed article's view: every Dense/Conv kernel pooled into one histogram.
         self.pooled_edges = _weight_edges(np.concatenate([k.reshape(-1) for k in initial]))

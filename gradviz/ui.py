@@ -271,7 +271,8 @@ def obtain_result(config: RunConfig, run_requested: bool, present: bool, fix_but
         if stored is not None:
             COORDINATOR.cache.put(key, stored)
             return stored
-    if not run_requested or not _budget_check(config, fix_button) or not _data_available():
+    # The budget is checked before Run is pressed too, so an over-budget config says so at once.
+    if not _budget_check(config, fix_button) or not run_requested or not _data_available():
         return None
     live = LiveView(present)
     live.status.info("Preparing the training ...", icon=":material/model_training:")
@@ -453,11 +454,9 @@ def explorer_page() -> None:
     result = obtain_result(state.config, run_requested, state.present, fix_button=True)
     if result is None:
         result = COORDINATOR.cache.get(st.session_state.get("shown_key", ""))
-        if over_budget(state.config, max_examples()) is None:
+        if over_budget(state.config, max_examples()) is None:  # otherwise obtain_result said why
             st.info("Settings changed: press **Run** in the sidebar to train this configuration (a few seconds"
                     + (" on a laptop). Below: the previous run." if result else ")."), icon=":material/play_arrow:")
-        elif not run_requested:  # say so before Run is pressed, not after
-            _budget_check(state.config, fix_button=True)
         if result is None:
             return
     else:
