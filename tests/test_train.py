@@ -11,7 +11,8 @@ from gradviz import train as train_module
 from gradviz.config import RunConfig
 from gradviz.models import build_model, kernel_layers
 from gradviz.result import RunResult
-from gradviz.train import (CompiledSteps, _locate_divergence, activation_stats, epoch_order, train)
+from gradviz.train import (CompiledSteps, _locate_divergence, activation_stats, available_cores, epoch_order,
+                           tower_sizes, train)
 from gradviz.optim import keras_optimizer
 
 CONFIGS = {
@@ -23,6 +24,9 @@ CONFIGS = {
     "mlp-sigmoid-residual-bn": RunConfig(depth=5, width=16, activation="sigmoid", residual=True, batch_norm=True,
                                          optimizer="sgd", learning_rate=0.5, batch_size=32, train_size=256,
                                          epochs=1, seed=9),
+    # split in two towers (on 2+ cores): the gradients are the sum of both halves' shares
+    "mlp-tanh-towers": RunConfig(depth=3, width=128, activation="tanh", optimizer="sgd", learning_rate=0.1,
+                                 batch_size=128, train_size=256, epochs=1, seed=3),
 }
 
 
@@ -38,13 +42,16 @@ def oracle_step(model, x, y):
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_recorded_norms_match_an_independent_gradient_tape(name, tiny_data):
     config = CONFIGS[name]
+    if name.endswith("towers") and available_cores() >= 2:
+        assert tower_sizes(config) == [64, 64]
     result = train(config, tiny_data)
-    assert result.step_stride == 1 and list(result.step[:3]) == [0, 1, 2]
+    steps = min(3, len(tiny_data.y_train) // config.batch_size)
+    assert result.step_stride == 1 and list(result.step[:steps]) == list(range(steps))
 
     oracle = build_model(config)  # seeded: the same initial weights the trainer started from
     kernels = [layer.kernel.path for layer in kernel_layers(oracle)]
     order = np.asarray(epoch_order(len(tiny_data.y_train), config.seed, 0))
-    for step in range(3):
+    for step in range(steps):
         idx = order[step * config.batch_size:(step + 1) * config.batch_size]
         loss, grads = oracle_step(oracle, tiny_data.x_train[idx], tiny_data.y_train[idx])
         by_path = {v.path: g for v, g in zip(oracle.trainable_variables, grads)}
@@ -91,6 +98,17 @@ def test_updates_and_clipping_match_keras(clip, optimizer, tiny_data):
     # by whole steps (lr = 1e-2), so 0.2 % of a step is a tight bound.
     for a, b in zip(ours.trainable_variables, theirs.trainable_variables):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=2e-3 * config.learning_rate)
+
+
+def test_batches_are_split_only_where_two_towers_paid():
+    mlp = RunConfig(depth=10, width=256, batch_size=128)
+    assert tower_sizes(mlp, cores=2) == [64, 64]
+    assert tower_sizes(mlp.replace(batch_size=129), cores=8) == [65, 64]
+    assert tower_sizes(mlp, cores=1) == [128]
+    for unsplit in (mlp.replace(batch_norm=True), mlp.replace(width=512), mlp.replace(width=64),
+                    mlp.replace(batch_size=64), mlp.replace(architecture="cnn", width=16),
+                    mlp.replace(architecture="rnn", width=128)):
+        assert tower_sizes(unsplit, cores=2) == [unsplit.batch_size]
 
 
 EXPLODING = RunConfig(depth=12, width=64, activation="linear", initializer="random_normal", init_std=0.5,
