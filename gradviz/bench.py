@@ -73,7 +73,7 @@ def _rate(steps: int, seconds: float) -> dict:
 METHODS = {"fit": time_fit, "seed_recipe": time_seed_recipe, "gradviz": time_gradviz}
 
 
-def run_bench(config: RunConfig, data: Dataset, repeats: int = 3) -> dict:
+def run_bench(config: RunConfig, data: Dataset, repeats: int = 5) -> dict:
     """Time the three methods in this process on the same model and data, each paying its own
     tracing as a user would. A small warm-up first pays TensorFlow's one-off start-up costs; the
     methods then take turns `repeats` times and each reports its median, so that a burst of other

@@ -212,8 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--save", metavar="PATH", help="also save the RunResult as PATH.npz + PATH.json")
         else:
-            p.add_argument("--repeats", type=int, default=3, choices=range(1, 11), metavar="N",
-                           help="timed runs per method, median reported (1-10, default 3)")
+            p.add_argument("--repeats", type=int, default=5, choices=range(1, 11), metavar="N",
+                           help="timed runs per method, median reported (1-10, default 5)")
         p.set_defaults(func=func)
     for name, func, help_text in (
         ("precompute", cmd_precompute, "train presets (and a grid) once; the app shows them without training"),
