@@ -178,6 +178,11 @@ def model_inputs(model: keras.Model, x):
     return [x, tf.zeros((tf.shape(x)[0], steps, units))]
 
 
+def submodel(model: keras.Model, outputs: list) -> keras.Model:
+    """A model over the same inputs as `model` (called like it, see model_inputs) with other outputs."""
+    return keras.Model(model.inputs if len(model.inputs) > 1 else model.input, outputs)
+
+
 def kernel_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """Dense/Conv/recurrent layers in forward order (input to output)."""
     kinds = (keras.layers.Dense, keras.layers.Conv2D, keras.layers.RNN)

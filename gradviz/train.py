@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from gradviz.config import RunConfig
 from gradviz.data import Dataset
-from gradviz.models import activation_layers, build_model, kernel_layers, model_inputs, tracked_kernels
+from gradviz.models import activation_layers, build_model, kernel_layers, model_inputs, submodel, tracked_kernels
 from gradviz.optim import FusedOptimizer
 from gradviz.result import RunResult
 from gradviz.steplog import DEFAULT_CAPACITY, StepLog
@@ -130,8 +130,7 @@ class CompiledSteps:
         # the first validation images, so they are not pushed through the model (or traced) twice.
         acts = activation_layers(model)
         self.act_names = [layer.name for layer in acts]
-        inputs = model.inputs if len(model.inputs) > 1 else model.input
-        self.forward_model = keras.Model(inputs, [model.output] + [layer.output for layer in acts])
+        self.forward_model = submodel(model, [model.output] + [layer.output for layer in acts])
         self.evaluate_batch = tf.function(self._evaluate_batch, autograph=False, input_signature=[
             tf.TensorSpec([None, 28, 28], tf.float32), tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)])
 
@@ -245,6 +244,7 @@ def tower_sizes(config: RunConfig, cores: int | None = None) -> list[int]:
 
 
 def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -330,8 +330,7 @@ def _locate_divergence(model: keras.Model, xb: np.ndarray, bad_norms: np.ndarray
     nearest the output is where it began.
     """
     layers = kernel_layers(model)
-    inputs = model.inputs if len(model.inputs) > 1 else model.input  # same structure as model_inputs()
-    outputs = keras.Model(inputs, [layer.output for layer in layers])(model_inputs(model, xb), training=True)
+    outputs = submodel(model, [layer.output for layer in layers])(model_inputs(model, xb), training=True)
     for layer, out in zip(layers, outputs if isinstance(outputs, (list, tuple)) else [outputs]):
         if not np.all(np.isfinite(np.asarray(out))):
             return layer.name, "forward"
