@@ -5,10 +5,11 @@ import json
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
-from gradviz import cli
+from gradviz import bench, cli
 from gradviz.presets import PRESETS
 from gradviz.result import RunResult
 
@@ -123,10 +124,27 @@ def test_seed_exploding_linear_is_reported_honestly(capsys, real_data_or_skip):
 
 
 def test_bench_json(capsys):
-    assert cli.main(["bench", *TINY, "--set", "batch_size=64", "--repeats", "1", "--json"]) == 0
+    two_epochs = [*TINY, "--set", "epochs=2", "--set", "batch_size=64"]
+    assert cli.main(["bench", *two_epochs, "--repeats", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report["methods"]) == {"fit", "seed_recipe", "gradviz"}
     steps = {row["steps"] for row in report["methods"].values()}
-    assert steps == {8}  # the same full batches for every method
+    assert steps == {16}  # the same full batches for every method
     assert report["speedup_vs_fit"] > 0 and report["speedup_vs_seed_recipe"] > 0
+    assert all(row["steady_steps_per_second"] > 0 for row in report["methods"].values())
+    assert report["steady_speedup_vs_fit"] > 0 and report["steady_speedup_vs_seed_recipe"] > 0
     assert report["machine"]["cpus"] >= 1 and report["repeats"] == 1
+
+
+def test_bench_rates_leave_epoch_one_out_of_the_steady_state():
+    started = time.perf_counter() - 6.0  # as if the method began 6 s ago and its epochs ended as below
+    one = bench._rate(10, 10, started, [started + 1.0])
+    assert one["steady_steps_per_second"] is None and one["steps"] == 10
+    three = bench._rate(30, 10, started, [started + 5.0, started + 5.5, started + 6.0])
+    assert three["steady_steps_per_second"] == 20.0  # 20 steps in the 1.0 s after epoch 1
+    assert three["steps_per_second"] <= 5.0  # end to end: 30 steps in the >= 6 s since it began
+
+
+def test_bench_speedups_are_none_without_a_rate():
+    rows = {"fit": {"r": 10.0}, "seed_recipe": {"r": None}, "gradviz": {"r": 25.0}}
+    assert bench._speedups(rows, "r", "x_") == {"x_speedup_vs_fit": 2.5, "x_speedup_vs_seed_recipe": None}
