@@ -47,7 +47,7 @@ def time_fit(config: RunConfig, data: Dataset) -> dict:
     model.compile(keras_optimizer(config), LOSS)
     model.fit(x, y, batch_size=config.batch_size, epochs=config.epochs, shuffle=True, verbose=0,
               callbacks=[_EpochClock(epoch_ends)])
-    return _rate(config.epochs * (len(y) // config.batch_size), len(y) // config.batch_size, started, epoch_ends)
+    return _rate(len(y) // config.batch_size, started, epoch_ends)
 
 
 def time_seed_recipe(config: RunConfig, data: Dataset) -> dict:
@@ -70,7 +70,7 @@ def time_seed_recipe(config: RunConfig, data: Dataset) -> dict:
             per_layer += [float(tf.norm(g)) for g in grads]
         norms.append(per_layer / (len(y) // config.batch_size))
         epoch_ends.append(time.perf_counter())
-    return _rate(config.epochs * (len(y) // config.batch_size), len(y) // config.batch_size, started, epoch_ends)
+    return _rate(len(y) // config.batch_size, started, epoch_ends)
 
 
 def time_gradviz(config: RunConfig, data: Dataset) -> dict:
@@ -86,14 +86,16 @@ def time_gradviz(config: RunConfig, data: Dataset) -> dict:
 
     started = time.perf_counter()
     result = train(config, trimmed, on_progress=note_epoch_end)
-    return _rate(result.steps_done, steps_per_epoch, started, epoch_ends)
+    return _rate(steps_per_epoch, started, epoch_ends, steps=result.steps_done)  # fewer if it diverged
 
 
-def _rate(steps: int, steps_per_epoch: int, started: float, epoch_ends: list[float]) -> dict:
+def _rate(steps_per_epoch: int, started: float, epoch_ends: list[float], steps: int | None = None) -> dict:
     """End-to-end steps/s (from before the model is built until the method returns: what a user
     waits for) and steady-state steps/s (from the end of epoch 1 to the end of the last: building,
-    tracing and other one-off costs, which all land in epoch 1, left out; None for one epoch)."""
+    tracing and other one-off costs, which all land in epoch 1, left out; None for one epoch).
+    `steps` defaults to every epoch's."""
     seconds = time.perf_counter() - started
+    steps = steps_per_epoch * len(epoch_ends) if steps is None else steps
     later = epoch_ends[-1] - epoch_ends[0] if len(epoch_ends) > 1 else 0.0
     steady = round(steps_per_epoch * (len(epoch_ends) - 1) / later, 1) if later > 0 else None
     return {"steps": int(steps), "seconds": round(seconds, 3), "steps_per_second": round(steps / seconds, 1),

@@ -193,7 +193,7 @@ class CompiledSteps:
             ok, row = self._step(tf.gather(self.x, idx), tf.gather(self.y, idx))
             return i + 1, ok, rows.write(i - s0, row)
 
-        width = FIXED_ROWS + 2 * len(self.kernel_index) + self.time_steps
+        width = row_width(len(self.kernel_index), self.time_steps)
         rows = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[width])
         _, _, rows = tf.while_loop(running, one_step, (s0, tf.constant(True), rows))
         return rows.stack()
@@ -221,6 +221,12 @@ class CompiledSteps:
             total_correct += float(correct)
             kept = kept or [np.asarray(a) for a in acts]
         return total_loss / len(y), total_correct / len(y), kept
+
+
+def row_width(n_kernels: int, time_steps: int) -> int:
+    """Columns of a step's record: the fixed ones, then per kernel its gradient norm and update
+    ratio, then (recurrent models) the gradient norm at each time step."""
+    return FIXED_ROWS + 2 * n_kernels + time_steps
 
 
 def tower_sizes(config: RunConfig, cores: int | None = None) -> list[int]:
@@ -345,7 +351,7 @@ class _Recorder:
     def __init__(self, config, dataset, layers, probe: Probe, steps_per_epoch, started):
         self.config, self.dataset, self.layers, self.probe = config, dataset, layers, probe
         self.steps_per_epoch, self.started = steps_per_epoch, started
-        self.log = StepLog(FIXED_ROWS + 2 * len(layers) + config.time_steps, STEP_LOG_CAPACITY)
+        self.log = StepLog(row_width(len(layers), config.time_steps), STEP_LOG_CAPACITY)
         self.snapshots: list[dict] = []
         self.steps_done = 0
         # Histograms and activation statistics are numpy work on copies: a second thread does them

@@ -138,9 +138,9 @@ def test_bench_json(capsys):
 
 def test_bench_rates_leave_epoch_one_out_of_the_steady_state():
     started = time.perf_counter() - 6.0  # as if the method began 6 s ago and its epochs ended as below
-    one = bench._rate(10, 10, started, [started + 1.0])
+    one = bench._rate(10, started, [started + 1.0])
     assert one["steady_steps_per_second"] is None and one["steps"] == 10
-    three = bench._rate(30, 10, started, [started + 5.0, started + 5.5, started + 6.0])
+    three = bench._rate(10, started, [started + 5.0, started + 5.5, started + 6.0])
     assert three["steady_steps_per_second"] == 20.0  # 20 steps in the 1.0 s after epoch 1
     assert three["steps_per_second"] <= 5.0  # end to end: 30 steps in the >= 6 s since it began
 
