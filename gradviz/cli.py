@@ -117,12 +117,15 @@ def cmd_bench(args) -> int:
         print(json.dumps(report))
         return EXIT_OK
     print(f"model: {args.preset or 'default config'}; data: {dataset.description}; median of {args.repeats} runs")
-    print(f"{'method':<12} {'steps':>6} {'seconds':>8} {'steps/s':>8} {'steady steps/s':>15}")
+    print(f"{'method':<14} {'steps':>6} {'seconds':>8} {'steps/s':>8} {'steady steps/s':>15}")
     for name, row in report["methods"].items():
         steady = row["steady_steps_per_second"]
-        print(f"{name:<12} {row['steps']:>6} {row['seconds']:>8.2f} {row['steps_per_second']:>8.1f} "
+        print(f"{name:<14} {row['steps']:>6} {row['seconds']:>8.2f} {row['steps_per_second']:>8.1f} "
               f"{'-' if steady is None else f'{steady:.1f}':>15}")
-    for prefix, label in (("", "end to end"), ("steady_", "steady state (epoch 2 on)")):
+    for prefix, label in (("", "gradviz, first run of the shape (traces), end to end"),
+                          ("steady_", "gradviz, first run of the shape, steady state (epoch 2 on)"),
+                          ("rerun_", "gradviz_rerun (traced graphs reused), end to end"),
+                          ("rerun_steady_", "gradviz_rerun, steady state (epoch 2 on)")):
         print(f"{label}: speedup_vs_fit {report[prefix + 'speedup_vs_fit']}  "
               f"speedup_vs_seed_recipe {report[prefix + 'speedup_vs_seed_recipe']}")
     return EXIT_OK

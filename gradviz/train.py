@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import math
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,19 +14,11 @@ import tensorflow as tf
 
 from gradviz.config import RunConfig
 from gradviz.data import Dataset
-from gradviz.models import activation_layers, build_model, kernel_layers, model_inputs, submodel, tracked_kernels
-from gradviz.optim import FusedOptimizer
+from gradviz.models import build_model, kernel_layers, model_inputs, submodel, tracked_kernels
+from gradviz.optim import optimizer_state
 from gradviz.result import RunResult
 from gradviz.steplog import DEFAULT_CAPACITY, StepLog
-
-# Every run builds a new model and so new tf.functions, on purpose (a model per config, nothing
-# shared between sessions); TensorFlow's "excessive retracing" warning would fire on every run.
-tf.get_logger().setLevel(logging.ERROR)
-# Grappler's graph optimisation runs once per compiled function and, on the models gradviz builds,
-# cost more than it returned: measured on 2 CPU cores, the first call of the 10x256 training chunk
-# took 0.18 s with it and 0.06 s without, at the same steps/s (CNN runs were faster without it).
-# Runs here are a few hundred steps, so that one-off cost is a visible share of every run.
-tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+from gradviz.steps import FIXED_ROWS, RunState, hyperparameters, row_width, step_graphs
 
 WEIGHT_BINS = 60
 ACT_BINS = 40
@@ -43,8 +33,6 @@ ACT_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, 4.0)}
 DEFAULT_ACT_RANGE = (-4.0, 4.0)
 SATURATION = {"sigmoid": 0.02, "tanh": 0.02}  # within this of the asymptote: derivative ~< 0.04
 STEP_LOG_CAPACITY = DEFAULT_CAPACITY  # rows kept per run, however long it trains
-FIXED_ROWS = 4  # per-step record: loss, correct count, global norm pre, global norm post
-MIN_TOWER_ROWS, TOWER_WIDTHS = 64, (128, 256)  # where splitting a batch in two paid (see tower_sizes)
 
 
 @dataclass
@@ -62,152 +50,30 @@ class Progress:
         return self.step / self.total_steps if self.total_steps else 1.0
 
 
-def clip_gradients(grads: list[tf.Tensor], squares: tf.Tensor, config: RunConfig,
-                   ok: tf.Tensor) -> tuple[list, tf.Tensor]:
-    """Keras' clipping rule (at most one of the three is set), and the global norm after it.
-
-    `squares` holds each gradient's sum of squares, already computed for the recorded norms, so
-    the norm after clipping needs no further pass over the gradients except for clipvalue. When
-    `ok` is false every gradient comes back as exact zeros (NaN and Inf included), so that the
-    optimizer, given a zero learning rate too, leaves the weights as they were.
-    """
-    norms = tf.sqrt(squares)
-    pre = tf.sqrt(tf.reduce_sum(squares))
-    post = pre
-    scales = tf.ones_like(squares)
-    if config.clipnorm is not None:  # == tf.clip_by_norm per tensor: g * c / max(|g|, c)
-        c = config.clipnorm
-        scales = c / tf.maximum(norms, c)
-        post = tf.sqrt(tf.reduce_sum(tf.square(tf.minimum(norms, c))))
-    elif config.global_clipnorm is not None:  # == tf.clip_by_global_norm
-        c = config.global_clipnorm
-        scales = tf.fill(tf.shape(squares), c / tf.maximum(pre, c))
-        post = tf.minimum(pre, c)
-    scales = tf.where(ok, scales, tf.zeros_like(scales))
-    # multiply_no_nan: 0 * NaN is 0 here, so a skipped step's gradients are clean zeros.
-    clipped = [tf.math.multiply_no_nan(g, scale) for g, scale in zip(grads, tf.unstack(scales))]
-    if config.clipvalue is not None:
-        clipped = [tf.clip_by_value(g, -config.clipvalue, config.clipvalue) for g in clipped]
-        post = tf.sqrt(tf.reduce_sum(_sums_of_squares(clipped)))
-    return clipped, post
-
-
-def _sums_of_squares(tensors: list[tf.Tensor]) -> tf.Tensor:
-    """[n] sum of squares of each tensor. L2Loss (sum / 2) is one graph node where
-    reduce_sum(square) is three, and graph size is what tracing and graph optimisation scale with."""
-    return 2.0 * tf.stack([tf.nn.l2_loss(t) for t in tensors])
-
-
 class CompiledSteps:
-    """The graph-compiled training chunk and evaluation for one model.
-
-    One call runs steps [s0, s1) of an epoch's permutation entirely in the graph and returns a
-    [n, 4 + 2L] float32 matrix: loss, correct, global norm pre/post clip, then per-kernel gradient
-    norms (pre-clip) and update/weight ratios. A non-finite loss or gradient stops the chunk at
-    that step without applying its update; its row (NaN included) is the last one returned.
-    """
+    """One run's side of the shared, graph-compiled training chunk and evaluation (see
+    gradviz.steps): this model's variables, its optimizer state, its data and hyperparameters,
+    handed to the graphs on every call. Only the first run of a graph shape traces them."""
 
     def __init__(self, model: keras.Model, config: RunConfig, x: np.ndarray, y: np.ndarray):
-        self.model, self.config = model, config
-        self.variables = model.trainable_variables
-        self.optimizer = FusedOptimizer(config, self.variables)
-        position = {v.path: i for i, v in enumerate(self.variables)}
-        self.kernel_index = [position[v.path] for _, v in tracked_kernels(model)]
-        self.time_steps = config.time_steps
-        self.tower_sizes = tower_sizes(config)
+        self.graphs, self.reused = step_graphs(model, config)
+        self.act_names = self.graphs.act_names
+        # A Keras variable's .value is the tf.Variable behind it: what the graphs take as arguments.
+        self.state = RunState([v.value for v in model.trainable_variables],
+                              [v.value for v in model.non_trainable_variables],
+                              *optimizer_state(config, model.trainable_variables), hyperparameters(config))
         self.x, self.y = tf.constant(x), tf.constant(y)
-        n = len(y)
-        # autograph=False: the loop is written as a tf.while_loop already, and
-        # skipping autograph's source conversion of the whole Keras call tree saves tracing time.
-        # Split, every slice calls one tower function, traced once. Unsplit, the tower is traced
-        # inline: as a nested function it made the CNN's step loop slower to build (0.65 s -> 0.9 s).
-        self.tower = self._tower if len(self.tower_sizes) == 1 else tf.function(
-            self._tower, autograph=False,
-            input_signature=[tf.TensorSpec([None, 28, 28], tf.float32), tf.TensorSpec([None], tf.int32)])
-        self.chunk = tf.function(self._chunk, autograph=False, input_signature=[
-            tf.TensorSpec([n], tf.int32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)])
-        # One forward function serves both evaluation and the activation probe: the probe images are
-        # the first validation images, so they are not pushed through the model (or traced) twice.
-        acts = activation_layers(model)
-        self.act_names = [layer.name for layer in acts]
-        self.forward_model = submodel(model, [model.output] + [layer.output for layer in acts])
-        self.evaluate_batch = tf.function(self._evaluate_batch, autograph=False, input_signature=[
-            tf.TensorSpec([None, 28, 28], tf.float32), tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)])
 
-    def _tower(self, xb, yb):
-        """Forward and backward pass on a slice of the batch: its share of the batch-mean loss,
-        its correct count, and its share of every gradient (plus the state probe's, through time)."""
-        inputs = model_inputs(self.model, xb)
-        with tf.GradientTape() as tape:
-            if self.time_steps:
-                tape.watch(inputs[1])  # the zero state probe: its gradient is dloss/dh_t
-            logits = self.model(inputs, training=True)
-            losses = keras.losses.sparse_categorical_crossentropy(yb, logits, from_logits=True)
-            loss = tf.reduce_sum(losses) / self.config.batch_size  # this slice's share of the batch mean
-        grads = tape.gradient(loss, self.variables + ([inputs[1]] if self.time_steps else []))
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), yb), tf.float32))
-        return loss, correct, grads
+    def chunk(self, perm: tf.Tensor, s0: tf.Tensor, s1: tf.Tensor) -> tf.Tensor:
+        """Steps [s0, s1) of the epoch order `perm`: a [n, row_width] record (see StepGraphs)."""
+        return self.graphs.chunk(perm, s0, s1, self.x, self.y, self.state)
 
-    def _gradients(self, xb, yb):
-        """Batch-mean loss, correct count and gradients (the state probe's last, for recurrent
-        models), from one tower call per slice of the batch. Only MLPs are ever split (see
-        tower_sizes), so every gradient here is a sum over the slices."""
-        if len(self.tower_sizes) == 1:
-            return self.tower(xb, yb)
-        parts = [self.tower(x, y) for x, y in zip(tf.split(xb, self.tower_sizes), tf.split(yb, self.tower_sizes))]
-        losses, corrects, grads = zip(*parts)
-        return tf.add_n(losses), tf.add_n(corrects), [tf.add_n(list(g)) for g in zip(*grads)]
-
-    def _step(self, xb, yb):
-        loss, correct, grads = self._gradients(xb, yb)
-        grads = list(grads)
-        through_time = []
-        if self.time_steps:
-            probe_grad = grads.pop()
-            through_time = [tf.sqrt(tf.reduce_sum(tf.square(probe_grad), axis=[0, 2]))]  # [T]
-        squares = _sums_of_squares(grads)
-        norms = tf.sqrt(tf.gather(squares, self.kernel_index))
-        pre = tf.sqrt(tf.reduce_sum(squares))
-        ok = tf.math.is_finite(loss) & tf.math.is_finite(pre) & tf.reduce_all(tf.math.is_finite(norms))
-        kernels = [self.variables[i] for i in self.kernel_index]
-        # A non-finite step is recorded but never applied. Not with tf.cond: its two branch graphs
-        # and their captures made up a third of the chunk's tracing time. Instead the update runs
-        # with zeroed gradients and a zero learning rate, which leaves every weight unchanged (the
-        # run stops at this step, so the optimizer's moment estimates no longer matter).
-        before = [tf.identity(k) for k in kernels]
-        clipped, post = clip_gradients(grads, squares, self.config, ok)
-        with tf.control_dependencies([self.optimizer.apply(clipped, live=tf.cast(ok, tf.float32))]):
-            moved = _sums_of_squares([k.value - b for k, b in zip(kernels, before)])
-        ratios = tf.sqrt(moved / (_sums_of_squares(before) + 1e-24))
-        post, ratios = tf.where(ok, post, math.nan), tf.where(ok, ratios, math.nan)
-        return ok, tf.concat([tf.stack([loss, correct, pre, post]), norms, ratios, *through_time], 0)
-
-    def _chunk(self, perm, s0, s1):
-        batch = self.config.batch_size
-
-        def running(i, ok, rows):
-            return (i < s1) & ok
-
-        def one_step(i, ok, rows):
-            idx = perm[i * batch:(i + 1) * batch]
-            ok, row = self._step(tf.gather(self.x, idx), tf.gather(self.y, idx))
-            return i + 1, ok, rows.write(i - s0, row)
-
-        width = row_width(len(self.kernel_index), self.time_steps)
-        rows = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[width])
-        _, _, rows = tf.while_loop(running, one_step, (s0, tf.constant(True), rows))
-        return rows.stack()
+    def trace_evaluation(self) -> None:
+        self.graphs.evaluate_function(self.state)
 
     def validate(self, data: Dataset) -> tuple[float, float, list[np.ndarray]]:
         """Validation loss and accuracy, with the probe batch's activations."""
         return self.evaluate(data.x_val, data.y_val, keep=PROBE_SIZE)
-
-    def _evaluate_batch(self, x, y, keep):
-        outputs = self.forward_model(model_inputs(self.model, x), training=False)
-        logits, *acts = outputs if isinstance(outputs, (list, tuple)) else [outputs]  # a one-output model: a tensor
-        losses = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32))
-        return tf.reduce_sum(losses), correct, [a[:keep] for a in acts]
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, keep: int = 0) -> tuple[float, float, list[np.ndarray]]:
         """Mean loss and accuracy over (x, y), forward only, in inference mode, and each hidden
@@ -215,43 +81,13 @@ class CompiledSteps:
         total_loss = total_correct = 0.0
         kept: list[np.ndarray] = []
         for start in range(0, len(y), EVAL_BATCH):
-            loss, correct, acts = self.evaluate_batch(x[start:start + EVAL_BATCH], y[start:start + EVAL_BATCH],
-                                                      tf.constant(keep if start == 0 else 0))
+            loss, correct, acts = self.graphs.evaluate_batch(
+                tf.constant(x[start:start + EVAL_BATCH]), tf.constant(y[start:start + EVAL_BATCH]),
+                tf.constant(keep if start == 0 else 0), self.state)
             total_loss += float(loss)
             total_correct += float(correct)
             kept = kept or [np.asarray(a) for a in acts]
         return total_loss / len(y), total_correct / len(y), kept
-
-
-def row_width(n_kernels: int, time_steps: int) -> int:
-    """Columns of a step's record: the fixed ones, then per kernel its gradient norm and update
-    ratio, then (recurrent models) the gradient norm at each time step."""
-    return FIXED_ROWS + 2 * n_kernels + time_steps
-
-
-def tower_sizes(config: RunConfig, cores: int | None = None) -> list[int]:
-    """How to slice a training batch across cores (see CompiledSteps._gradients): in two, or not.
-
-    TensorFlow runs each small matmul of these models on one core (letting oneDNN split one
-    across both cores made steps slower), so an MLP's forward pass, a chain of them, leaves the
-    second core idle; two towers give it an independent chain. Measured on 2 cores, each run
-    against one tower, alternating in one process: 10x256 sigmoid at batch 128 -6 % time, at
-    batch 256 -18 %; 20x256 linear -6 %; 10x128 -2 %. Outside the range split here it lost:
-    10x64 +8 %, 4x512 +6 %, 2x1024 +10 % (oneDNN already spreads a matmul that large), 32 rows
-    per tower +6 % to +9 %, the CNN +7 % and the RNN +13 % (their per-step graphs are larger
-    and already run ops side by side). Batch norm couples the rows of a batch, so a model with
-    it is never split: its statistics and moving averages must come from the whole batch.
-    """
-    cores = cores or available_cores()
-    if (cores < 2 or config.architecture != "mlp" or config.batch_norm
-            or config.batch_size < 2 * MIN_TOWER_ROWS or not TOWER_WIDTHS[0] <= config.width <= TOWER_WIDTHS[1]):
-        return [config.batch_size]
-    return [config.batch_size - config.batch_size // 2, config.batch_size // 2]
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> tf.Tensor:
@@ -457,7 +293,7 @@ def _first_snapshot_while_tracing(compiled: CompiledSteps, rec: _Recorder, data:
     and builds the training chunk: tracing is single-threaded Python and would leave the other
     core idle (measured: ~0.06 s less per run on 2 cores). The forward function is traced first,
     here, so that only one thread ever traces; the chunk is then built by a zero-step call."""
-    compiled.evaluate_batch.get_concrete_function()
+    compiled.trace_evaluation()
 
     def first_snapshot():
         rec.snapshot(*compiled.evaluate(data.x_train[:TRAIN_EVAL_SIZE], data.y_train[:TRAIN_EVAL_SIZE])[:2],

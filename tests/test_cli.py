@@ -10,6 +10,7 @@ import time
 import pytest
 
 from gradviz import bench, cli
+from gradviz.config import RunConfig
 from gradviz.presets import PRESETS
 from gradviz.result import RunResult
 
@@ -127,12 +128,14 @@ def test_bench_json(capsys):
     two_epochs = [*TINY, "--set", "epochs=2", "--set", "batch_size=64"]
     assert cli.main(["bench", *two_epochs, "--repeats", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report["methods"]) == {"fit", "seed_recipe", "gradviz"}
+    assert set(report["methods"]) == {"fit", "seed_recipe", "gradviz", "gradviz_rerun"}
     steps = {row["steps"] for row in report["methods"].values()}
     assert steps == {16}  # the same full batches for every method
     assert report["speedup_vs_fit"] > 0 and report["speedup_vs_seed_recipe"] > 0
     assert all(row["steady_steps_per_second"] > 0 for row in report["methods"].values())
     assert report["steady_speedup_vs_fit"] > 0 and report["steady_speedup_vs_seed_recipe"] > 0
+    for prefix in ("rerun_", "rerun_steady_"):
+        assert report[prefix + "speedup_vs_fit"] > 0 and report[prefix + "speedup_vs_seed_recipe"] > 0
     assert report["machine"]["cpus"] >= 1 and report["repeats"] == 1
 
 
@@ -147,4 +150,22 @@ def test_bench_rates_leave_epoch_one_out_of_the_steady_state():
 
 def test_bench_speedups_are_none_without_a_rate():
     rows = {"fit": {"r": 10.0}, "seed_recipe": {"r": None}, "gradviz": {"r": 25.0}}
-    assert bench._speedups(rows, "r", "x_") == {"x_speedup_vs_fit": 2.5, "x_speedup_vs_seed_recipe": None}
+    assert bench._speedups(rows, "gradviz", "r", "x_") == {"x_speedup_vs_fit": 2.5, "x_speedup_vs_seed_recipe": None}
+
+
+def test_bench_first_run_traces_and_the_rerun_reuses(tiny_data, monkeypatch):
+    """'gradviz' pays for tracing like fit does; only 'gradviz_rerun' finds graphs already traced."""
+    from gradviz import steps
+
+    found = []
+    real_train = bench.train
+
+    def noting_train(config, data, **kwargs):
+        found.append(steps.graph_key(config) in steps._graphs)
+        return real_train(config, data, **kwargs)
+
+    monkeypatch.setattr(bench, "train", noting_train)
+    config = RunConfig(depth=2, width=16, batch_size=32, train_size=256, epochs=1)
+    for method in (bench.time_gradviz, bench.time_gradviz_rerun, bench.time_gradviz):
+        method(config, tiny_data)
+    assert found == [False, True, False]

@@ -11,8 +11,8 @@ from gradviz import train as train_module
 from gradviz.config import RunConfig
 from gradviz.models import build_model, kernel_layers
 from gradviz.result import RunResult
-from gradviz.train import (CompiledSteps, _locate_divergence, activation_stats, available_cores, epoch_order,
-                           tower_sizes, train)
+from gradviz.steps import available_cores, tower_sizes
+from gradviz.train import CompiledSteps, _locate_divergence, activation_stats, epoch_order, train
 from gradviz.optim import keras_optimizer
 
 CONFIGS = {

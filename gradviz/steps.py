@@ -1,0 +1,310 @@
+"""The traced training chunk and evaluation, shared by every run whose graph has the same shape."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from collections import OrderedDict
+from typing import NamedTuple
+
+import keras
+import tensorflow as tf
+
+from gradviz.config import CLIP_FIELDS, RunConfig
+from gradviz.models import activation_layers, model_inputs, submodel, tracked_kernels
+from gradviz.optim import apply_update
+
+# Each graph shape is traced once per process and a new shape is a new trace, on purpose;
+# TensorFlow's "excessive retracing" warning would fire when a learner tries many shapes.
+tf.get_logger().setLevel(logging.ERROR)
+# Grappler's graph optimisation runs once per compiled function and, on the models gradviz builds,
+# cost more than it returned: measured on 2 CPU cores, the first call of the 10x256 training chunk
+# took 0.18 s with it and 0.06 s without, at the same steps/s (CNN runs were faster without it).
+# Runs here are a few hundred steps, so that one-off cost is a visible share of a first run.
+tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+
+FIXED_ROWS = 4  # per-step record: loss, correct count, global norm pre, global norm post
+MIN_TOWER_ROWS, TOWER_WIDTHS = 64, (128, 256)  # where splitting a batch in two paid (see tower_sizes)
+# Traced graphs kept per process. Each is a few MB of graph plus its template model's weights;
+# eight covers a class moving between the presets and a learner's recent architectures.
+GRAPH_CACHE_SIZE = 8
+# Fields whose value reaches the graphs only as an argument (learning rate, clip threshold) or
+# as the variables' starting values (seed, initializer): runs that differ only in these share
+# one trace. Every other field, including any added later, is part of the graphs' key.
+VALUE_FIELDS = ("learning_rate", "seed", "epochs", "train_size", "initializer", "init_std",
+                "recurrent_initializer", "recurrent_std")
+PIXELS = tf.TensorSpec([None, 28, 28], tf.float32)
+LABELS = INDICES = tf.TensorSpec([None], tf.int32)
+SCALAR = tf.TensorSpec([], tf.int32)
+
+
+class RunState(NamedTuple):
+    """One run's numbers, passed to the shared graphs on every call (never captured by them)."""
+
+    trainable: list  # tf.Variables, in the model's trainable_variables order
+    non_trainable: list  # batch norm's moving statistics
+    slots: list  # the optimizer's per-variable state: a list of tf.Variables per slot
+    iterations: tf.Variable
+    hyper: tf.Tensor  # [learning rate, clip threshold (1 when no clipping)]
+
+
+def hyperparameters(config: RunConfig) -> tf.Tensor:
+    clip = next((getattr(config, f) for f in CLIP_FIELDS if getattr(config, f) is not None), 1.0)
+    return tf.constant([config.learning_rate, clip], tf.float32)
+
+
+def clip_gradients(grads: list[tf.Tensor], squares: tf.Tensor, config: RunConfig, threshold: tf.Tensor,
+                   ok: tf.Tensor) -> tuple[list, tf.Tensor]:
+    """Keras' clipping rule (at most one of the three is set, at `threshold`), and the global
+    norm after it.
+
+    `squares` holds each gradient's sum of squares, already computed for the recorded norms, so
+    the norm after clipping needs no further pass over the gradients except for clipvalue. When
+    `ok` is false every gradient comes back as exact zeros (NaN and Inf included), so that the
+    optimizer, given a zero learning rate too, leaves the weights as they were.
+    """
+    norms = tf.sqrt(squares)
+    pre = tf.sqrt(tf.reduce_sum(squares))
+    post = pre
+    scales = tf.ones_like(squares)
+    c = threshold
+    if config.clipnorm is not None:  # == tf.clip_by_norm per tensor: g * c / max(|g|, c)
+        scales = c / tf.maximum(norms, c)
+        post = tf.sqrt(tf.reduce_sum(tf.square(tf.minimum(norms, c))))
+    elif config.global_clipnorm is not None:  # == tf.clip_by_global_norm
+        scales = tf.fill(tf.shape(squares), c / tf.maximum(pre, c))
+        post = tf.minimum(pre, c)
+    scales = tf.where(ok, scales, tf.zeros_like(scales))
+    # multiply_no_nan: 0 * NaN is 0 here, so a skipped step's gradients are clean zeros.
+    clipped = [tf.math.multiply_no_nan(g, scale) for g, scale in zip(grads, tf.unstack(scales))]
+    if config.clipvalue is not None:
+        clipped = [tf.clip_by_value(g, -c, c) for g in clipped]
+        post = tf.sqrt(tf.reduce_sum(sums_of_squares(clipped)))
+    return clipped, post
+
+
+def sums_of_squares(tensors: list[tf.Tensor]) -> tf.Tensor:
+    """[n] sum of squares of each tensor. L2Loss (sum / 2) is one graph node where
+    reduce_sum(square) is three, and graph size is what tracing and graph optimisation scale with."""
+    return 2.0 * tf.stack([tf.nn.l2_loss(t) for t in tensors])
+
+
+class StepGraphs:
+    """The training chunk and the evaluation, traced once per graph shape and called by every run
+    of that shape with its own variables, data and hyperparameters (a RunState).
+
+    One chunk call runs steps [s0, s1) of an epoch's permutation entirely in the graph and returns a
+    [n, 4 + 2L] float32 matrix: loss, correct, global norm pre/post clip, then per-kernel gradient
+    norms (pre-clip) and update/weight ratios. A non-finite loss or gradient stops the chunk at
+    that step without applying its update; its row (NaN included) is the last one returned.
+
+    The graphs are traced from a template model (the first run's) inside keras.StatelessScope, so
+    its layers compute with the values read from the variables passed in; the template's own
+    variables are never read (`captures_no_variables` checks it).
+    """
+
+    def __init__(self, model: keras.Model, config: RunConfig):
+        self.model, self.config = model, config
+        self.trainable, self.non_trainable = model.trainable_variables, model.non_trainable_variables
+        position = {v.path: i for i, v in enumerate(self.trainable)}
+        self.kernel_index = [position[v.path] for _, v in tracked_kernels(model)]
+        self.time_steps = config.time_steps
+        self.tower_sizes = tower_sizes(config)
+        if len(self.tower_sizes) > 1 and self.non_trainable:
+            raise ValueError("a batch split across towers would give batch norm per-slice statistics")
+        # autograph=False: the loop is written as a tf.while_loop already, and skipping
+        # autograph's source conversion of the whole Keras call tree saves tracing time.
+        # Split, every slice calls one tower function, traced once. Unsplit, the tower is traced
+        # inline: as a nested function it made the CNN's step loop slower to build (0.65 s -> 0.9 s).
+        self.split_tower = tf.function(
+            lambda xb, yb, weights: self._tower(xb, yb, weights, [])[:3], autograph=False,
+            input_signature=[PIXELS, LABELS, [tf.TensorSpec(v.shape, v.dtype) for v in self.trainable]])
+        self._chunk = tf.function(self._chunk_graph, autograph=False)
+        # One forward function serves both evaluation and the activation probe: the probe images are
+        # the first validation images, so they are not pushed through the model (or traced) twice.
+        acts = activation_layers(model)
+        self.act_names = [layer.name for layer in acts]
+        self.forward_model = submodel(model, [model.output] + [layer.output for layer in acts])
+        self._evaluate = tf.function(self._evaluate_graph, autograph=False)
+        self._chunk_concrete = self._evaluate_concrete = None
+
+    # --- called per run ----------------------------------------------------------------------
+
+    def chunk(self, perm, s0, s1, x, y, state: RunState) -> tf.Tensor:
+        return self.chunk_function(state)(perm, s0, s1, x, y, state)
+
+    def evaluate_batch(self, x, y, keep, state: RunState):
+        return self.evaluate_function(state)(x, y, keep, state.trainable, state.non_trainable)
+
+    def chunk_function(self, state: RunState):
+        """The chunk's concrete function, traced on first use for any number of examples: later
+        runs with another train_size, and so other tensor shapes, reuse it. `state` gives the
+        structure (every run's has the same); its variables are not kept."""
+        if self._chunk_concrete is None:
+            self._chunk_concrete = self._chunk.get_concrete_function(INDICES, SCALAR, SCALAR, PIXELS, LABELS, state)
+        return self._chunk_concrete
+
+    def evaluate_function(self, state: RunState):
+        if self._evaluate_concrete is None:
+            self._evaluate_concrete = self._evaluate.get_concrete_function(
+                PIXELS, LABELS, SCALAR, state.trainable, state.non_trainable)
+        return self._evaluate_concrete
+
+    # --- traced --------------------------------------------------------------------------------
+
+    def _call(self, model, inputs, weights, moving, training: bool):
+        """`model` (the template or a submodel of it) on the given weights: (outputs, batch norm's
+        moving statistics after the call)."""
+        mapping = list(zip(self.trainable, weights)) + list(zip(self.non_trainable, moving))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            outputs = model(inputs, training=training)
+        return outputs, [scope.get_current_value(v) for v in self.non_trainable]
+
+    def _tower(self, xb, yb, weights, moving):
+        """Forward and backward pass on a slice of the batch: its share of the batch-mean loss,
+        its correct count, and its share of every gradient (plus the state probe's, through time),
+        with batch norm's updated moving statistics."""
+        inputs = model_inputs(self.model, xb)
+        with tf.GradientTape() as tape:
+            tape.watch(weights)
+            if self.time_steps:
+                tape.watch(inputs[1])  # the zero state probe: its gradient is dloss/dh_t
+            logits, moved = self._call(self.model, inputs, weights, moving, training=True)
+            losses = keras.losses.sparse_categorical_crossentropy(yb, logits, from_logits=True)
+            loss = tf.reduce_sum(losses) / self.config.batch_size  # this slice's share of the batch mean
+        grads = tape.gradient(loss, list(weights) + ([inputs[1]] if self.time_steps else []))
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), yb), tf.float32))
+        return loss, correct, grads, moved
+
+    def _gradients(self, xb, yb, weights, moving):
+        """Batch-mean loss, correct count, gradients (the state probe's last, for recurrent
+        models) and moving statistics, from one tower call per slice of the batch. Only MLPs
+        without batch norm are ever split (see tower_sizes), so every gradient here is a sum over
+        the slices and there are no moving statistics."""
+        if len(self.tower_sizes) == 1:
+            return self._tower(xb, yb, weights, moving)
+        parts = [self.split_tower(x, y, weights) for x, y in zip(tf.split(xb, self.tower_sizes),
+                                                                  tf.split(yb, self.tower_sizes))]
+        losses, corrects, grads = zip(*parts)
+        return tf.add_n(losses), tf.add_n(corrects), [tf.add_n(list(g)) for g in zip(*grads)], []
+
+    def _step(self, xb, yb, state: RunState):
+        weights = [v.value() for v in state.trainable]
+        loss, correct, grads, moved = self._gradients(xb, yb, weights, [v.value() for v in state.non_trainable])
+        grads = list(grads)
+        through_time = []
+        if self.time_steps:
+            probe_grad = grads.pop()
+            through_time = [tf.sqrt(tf.reduce_sum(tf.square(probe_grad), axis=[0, 2]))]  # [T]
+        squares = sums_of_squares(grads)
+        norms = tf.sqrt(tf.gather(squares, self.kernel_index))
+        pre = tf.sqrt(tf.reduce_sum(squares))
+        ok = tf.math.is_finite(loss) & tf.math.is_finite(pre) & tf.reduce_all(tf.math.is_finite(norms))
+        # A non-finite step is recorded but never applied. Not with tf.cond: its two branch graphs
+        # and their captures made up a third of the chunk's tracing time. Instead the update runs
+        # with zeroed gradients and a zero learning rate, which leaves every weight unchanged (the
+        # run stops at this step, so the optimizer's moment estimates no longer matter).
+        clipped, post = clip_gradients(grads, squares, self.config, state.hyper[1], ok)
+        update = apply_update(self.config.optimizer, state.trainable, state.slots, state.iterations, clipped,
+                              lr=state.hyper[0], live=tf.cast(ok, tf.float32))
+        statistics = [v.assign(value) for v, value in zip(state.non_trainable, moved)]
+        before = [weights[i] for i in self.kernel_index]
+        with tf.control_dependencies([update, *statistics]):
+            moved_by = sums_of_squares([state.trainable[i].value() - b for i, b in zip(self.kernel_index, before)])
+        ratios = tf.sqrt(moved_by / (sums_of_squares(before) + 1e-24))
+        post, ratios = tf.where(ok, post, math.nan), tf.where(ok, ratios, math.nan)
+        return ok, tf.concat([tf.stack([loss, correct, pre, post]), norms, ratios, *through_time], 0)
+
+    def _chunk_graph(self, perm, s0, s1, x, y, state: RunState):
+        batch = self.config.batch_size
+
+        def running(i, ok, rows):
+            return (i < s1) & ok
+
+        def one_step(i, ok, rows):
+            idx = perm[i * batch:(i + 1) * batch]
+            ok, row = self._step(tf.gather(x, idx), tf.gather(y, idx), state)
+            return i + 1, ok, rows.write(i - s0, row)
+
+        width = row_width(len(self.kernel_index), self.time_steps)
+        rows = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[width])
+        _, _, rows = tf.while_loop(running, one_step, (s0, tf.constant(True), rows))
+        return rows.stack()
+
+    def _evaluate_graph(self, x, y, keep, trainable, non_trainable):
+        weights, moving = [v.value() for v in trainable], [v.value() for v in non_trainable]
+        outputs, _ = self._call(self.forward_model, model_inputs(self.model, x), weights, moving, training=False)
+        logits, *acts = outputs if isinstance(outputs, (list, tuple)) else [outputs]  # a one-output model: a tensor
+        losses = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32))
+        return tf.reduce_sum(losses), correct, [a[:keep] for a in acts]
+
+
+def captures_no_variables(function: tf.types.experimental.ConcreteFunction) -> bool:
+    """True when a traced graph reads no variable it was not handed: it can serve any run."""
+    return all(t.dtype != tf.resource for t in function.captured_inputs)
+
+
+def graph_key(config: RunConfig) -> tuple:
+    """What decides the traced graphs: the config with its VALUE_FIELDS set to the defaults and a
+    clip threshold to 1 (which kind of clipping stays in), and how a batch is split."""
+    default = RunConfig()
+    neutral = {f: getattr(default, f) for f in VALUE_FIELDS}
+    clip = {f: 1.0 for f in CLIP_FIELDS if getattr(config, f) is not None}
+    return config.replace(**neutral, **clip), tuple(tower_sizes(config))
+
+
+_graphs: OrderedDict[tuple, StepGraphs] = OrderedDict()
+_graphs_lock = threading.Lock()
+
+
+def step_graphs(model: keras.Model, config: RunConfig) -> tuple[StepGraphs, bool]:
+    """The shared graphs for `config`'s shape, and whether they were already there; `model` (built
+    from `config`) becomes the template when they are not. Least recently used ones are dropped."""
+    key = graph_key(config)
+    with _graphs_lock:
+        graphs = _graphs.pop(key, None)
+        found = graphs is not None
+        _graphs[key] = graphs = graphs or StepGraphs(model, config)
+        while len(_graphs) > GRAPH_CACHE_SIZE:
+            _graphs.popitem(last=False)
+    return graphs, found
+
+
+def clear_step_graphs() -> None:
+    """Forget every traced graph: the next run of each shape traces again (the bench's cold runs)."""
+    with _graphs_lock:
+        _graphs.clear()
+
+
+def row_width(n_kernels: int, time_steps: int) -> int:
+    """Columns of a step's record: the fixed ones, then per kernel its gradient norm and update
+    ratio, then (recurrent models) the gradient norm at each time step."""
+    return FIXED_ROWS + 2 * n_kernels + time_steps
+
+
+def tower_sizes(config: RunConfig, cores: int | None = None) -> list[int]:
+    """How to slice a training batch across cores (see StepGraphs._gradients): in two, or not.
+
+    TensorFlow runs each small matmul of these models on one core (letting oneDNN split one
+    across both cores made steps slower), so an MLP's forward pass, a chain of them, leaves the
+    second core idle; two towers give it an independent chain. Measured on 2 cores, each run
+    against one tower, alternating in one process: 10x256 sigmoid at batch 128 -6 % time, at
+    batch 256 -18 %; 20x256 linear -6 %; 10x128 -2 %. Outside the range split here it lost:
+    10x64 +8 %, 4x512 +6 %, 2x1024 +10 % (oneDNN already spreads a matmul that large), 32 rows
+    per tower +6 % to +9 %, the CNN +7 % and the RNN +13 % (their per-step graphs are larger
+    and already run ops side by side). Batch norm couples the rows of a batch, so a model with
+    it is never split: its statistics and moving averages must come from the whole batch.
+    """
+    cores = cores or available_cores()
+    if (cores < 2 or config.architecture != "mlp" or config.batch_norm
+            or config.batch_size < 2 * MIN_TOWER_ROWS or not TOWER_WIDTHS[0] <= config.width <= TOWER_WIDTHS[1]):
+        return [config.batch_size]
+    return [config.batch_size - config.batch_size // 2, config.batch_size // 2]
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
