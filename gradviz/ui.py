@@ -21,12 +21,15 @@ from gradviz.compare import LABELS, VARIANT_KEYS, build_variants, describe, diff
 from gradviz.presets import PRESETS, verdict
 from gradviz.report import summary
 from gradviz.result import RunResult
-from gradviz.runs import COORDINATOR, max_examples, over_budget, within_budget
+from gradviz.runs import COORDINATOR, limit_malloc_arenas, max_examples, over_budget, within_budget
 from gradviz.snippet import keras_snippet
 from gradviz.store import ResultStore
 from gradviz.urlstate import TRUE_WORDS, AppState, matching_preset, parse_query, to_query
 
 LOG = logging.getLogger("gradviz")
+# This module is imported once per server process, by the first session's script thread: early
+# enough that the later sessions' threads meet the cap (see limit_malloc_arenas).
+limit_malloc_arenas()
 CUSTOM = "(custom)"
 WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
 BATCHES = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)

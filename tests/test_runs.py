@@ -1,6 +1,8 @@
 """The app's shared bookkeeping: the bounded result cache, the one-training-at-a-time gate and the
 per-request training budget."""
 
+import os
+import platform
 import threading
 import time
 
@@ -117,3 +119,26 @@ def test_over_budget_names_the_numbers_and_within_budget_fits():
     for limit in (100, 999, 12_345, 300_000):
         fitted = runs.within_budget(RunConfig(epochs=100, train_size=60000, batch_size=64), limit)
         assert runs.examples(fitted) <= max(limit, 100) and fitted.epochs >= 1
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_malloc_arenas_are_capped_unless_the_host_chose(monkeypatch):
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert runs.limit_malloc_arenas() is True
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert runs.limit_malloc_arenas() is False
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+def test_releasing_free_memory_returns_freed_pages_to_the_os():
+    def rss_mb():
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    blocks = [bytes(2000) for _ in range(100_000)]  # ~200 MB from malloc's heap, not mmap
+    kept = blocks[::50]  # these stay alive between the freed ones: the heap cannot just shrink from the top
+    del blocks
+    before = rss_mb()
+    runs.release_free_memory()
+    assert rss_mb() < before - 50
+    assert len(kept) == 2000
