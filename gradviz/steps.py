@@ -119,7 +119,7 @@ class StepGraphs:
         # autograph's source conversion of the whole Keras call tree saves tracing time.
         # Split, every slice calls one tower function, traced once. Unsplit, the tower is traced
         # inline: as a nested function it made the CNN's step loop slower to build (0.65 s -> 0.9 s).
-        self.split_tower = tf.function(
+        self.split_tower = None if len(self.tower_sizes) == 1 else tf.function(
             lambda xb, yb, weights: self._tower(xb, yb, weights, [])[:3], autograph=False,
             input_signature=[PIXELS, LABELS, [tf.TensorSpec(v.shape, v.dtype) for v in self.trainable]])
         self._chunk = tf.function(self._chunk_graph, autograph=False)
