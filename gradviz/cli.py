@@ -110,24 +110,24 @@ def format_report(report: dict, config: RunConfig) -> str:
 def cmd_bench(args) -> int:
     config, _ = resolve_config(args.preset, args.set)
     dataset = _load(config, args.data_dir)
-    from gradviz.bench import run_bench
+    from gradviz.bench import FIRST_RUNS, RERUNS, run_bench
 
     report = run_bench(config, dataset, repeats=args.repeats)
     if args.json:
         print(json.dumps(report))
         return EXIT_OK
     print(f"model: {args.preset or 'default config'}; data: {dataset.description}; median of {args.repeats} runs")
-    print(f"{'method':<14} {'steps':>6} {'seconds':>8} {'steps/s':>8} {'steady steps/s':>15}")
+    print(f"{'method':<18} {'steps':>6} {'seconds':>8} {'steps/s':>8} {'steady steps/s':>15}")
     for name, row in report["methods"].items():
         steady = row["steady_steps_per_second"]
-        print(f"{name:<14} {row['steps']:>6} {row['seconds']:>8.2f} {row['steps_per_second']:>8.1f} "
+        print(f"{name:<18} {row['steps']:>6} {row['seconds']:>8.2f} {row['steps_per_second']:>8.1f} "
               f"{'-' if steady is None else f'{steady:.1f}':>15}")
-    for prefix, label in (("", "gradviz, first run of the shape (traces), end to end"),
-                          ("steady_", "gradviz, first run of the shape, steady state (epoch 2 on)"),
-                          ("rerun_", "gradviz_rerun (traced graphs reused), end to end"),
-                          ("rerun_steady_", "gradviz_rerun, steady state (epoch 2 on)")):
-        print(f"{label}: speedup_vs_fit {report[prefix + 'speedup_vs_fit']}  "
-              f"speedup_vs_seed_recipe {report[prefix + 'speedup_vs_seed_recipe']}")
+    for prefix, label, others in (
+            ("", "gradviz, first run of its shape (traces), end to end", FIRST_RUNS),
+            ("steady_", "gradviz, first run, steady state (epoch 2 on)", FIRST_RUNS),
+            ("rerun_", "gradviz_rerun (traced graphs reused) against the reruns, end to end", RERUNS),
+            ("rerun_steady_", "gradviz_rerun against the reruns, steady state", RERUNS)):
+        print(f"{label}: " + "  ".join(f"speedup_vs_{name} {report[f'{prefix}speedup_vs_{name}']}" for name in others))
     return EXIT_OK
 
 

@@ -7,10 +7,12 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from gradviz import bench, cli
 from gradviz.config import RunConfig
+from gradviz.models import build_model
 from gradviz.presets import PRESETS
 from gradviz.result import RunResult
 
@@ -128,14 +130,14 @@ def test_bench_json(capsys):
     two_epochs = [*TINY, "--set", "epochs=2", "--set", "batch_size=64"]
     assert cli.main(["bench", *two_epochs, "--repeats", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report["methods"]) == {"fit", "seed_recipe", "gradviz", "gradviz_rerun"}
+    assert set(report["methods"]) == {"fit", "fit_rerun", "seed_recipe", "seed_recipe_rerun", "gradviz", "gradviz_rerun"}
     steps = {row["steps"] for row in report["methods"].values()}
     assert steps == {16}  # the same full batches for every method
     assert report["speedup_vs_fit"] > 0 and report["speedup_vs_seed_recipe"] > 0
     assert all(row["steady_steps_per_second"] > 0 for row in report["methods"].values())
     assert report["steady_speedup_vs_fit"] > 0 and report["steady_speedup_vs_seed_recipe"] > 0
     for prefix in ("rerun_", "rerun_steady_"):
-        assert report[prefix + "speedup_vs_fit"] > 0 and report[prefix + "speedup_vs_seed_recipe"] > 0
+        assert report[prefix + "speedup_vs_fit_rerun"] > 0 and report[prefix + "speedup_vs_seed_recipe_rerun"] > 0
     assert report["machine"]["cpus"] >= 1 and report["repeats"] == 1
 
 
@@ -150,7 +152,24 @@ def test_bench_rates_leave_epoch_one_out_of_the_steady_state():
 
 def test_bench_speedups_are_none_without_a_rate():
     rows = {"fit": {"r": 10.0}, "seed_recipe": {"r": None}, "gradviz": {"r": 25.0}}
-    assert bench._speedups(rows, "gradviz", "r", "x_") == {"x_speedup_vs_fit": 2.5, "x_speedup_vs_seed_recipe": None}
+    assert bench._speedups(rows, "gradviz", bench.FIRST_RUNS, "r", "x_") == {"x_speedup_vs_fit": 2.5,
+                                                                            "x_speedup_vs_seed_recipe": None}
+
+
+def test_bench_keras_rerun_reuses_the_compiled_model_with_fresh_state(tiny_data):
+    """fit_rerun and seed_recipe_rerun keep Keras' traced train step, as gradviz_rerun keeps its
+    graphs, but start from new initial weights and a zeroed optimizer, like a first run."""
+    config = RunConfig(depth=2, width=16, batch_size=32, train_size=256, epochs=1, learning_rate=0.01)
+    first = bench.compiled_model(config)
+    first.fit(tiny_data.x_train, tiny_data.y_train, batch_size=32, verbose=0)
+    again = bench.compiled_model(config, rerun=True)
+    assert again is first
+    for ours, fresh in zip(again.get_weights(), build_model(config, probe=False).get_weights()):
+        np.testing.assert_array_equal(ours, fresh)
+    state = {v.name: np.asarray(v.numpy()) for v in again.optimizer.variables}
+    assert state.pop("learning_rate") == np.float32(0.01) and state.pop("iteration") == 0
+    assert state and all(not value.any() for value in state.values())  # every moment estimate zeroed
+    assert bench.compiled_model(config) is not first  # without rerun: a new model
 
 
 def test_bench_first_run_traces_and_the_rerun_reuses(tiny_data, monkeypatch):
