@@ -219,6 +219,11 @@ class RunConfig:
         """Sequence length for rnn/lstm/gru (the image read step_pixels at a time); 0 otherwise."""
         return 784 // self.step_pixels if self.architecture in RECURRENT else 0
 
+    @property
+    def clipping(self) -> tuple[str, float] | None:
+        """The clipping in force as (field, threshold), or None; at most one clip field is set."""
+        return next(((f, getattr(self, f)) for f in CLIP_FIELDS if getattr(self, f) is not None), None)
+
     def cache_key(self) -> str:
         """Hash of the fields that change the result, and nothing else."""
         fields = {k: v for k, v in self.to_strings().items() if k not in self.unused_fields()}

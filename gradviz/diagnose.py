@@ -87,7 +87,7 @@ def gather_evidence(r: RunResult) -> Evidence:
     first = _median(r.global_norm_pre[r.first_epoch_rows()])
     last = _median(r.global_norm_pre[last_epoch])
     peak = np.nanmax(np.where(np.isfinite(r.global_norm_pre), r.global_norm_pre, np.nan)) if len(r.step) else None
-    clipping = any(getattr(r.config, f) is not None for f in ("clipnorm", "global_clipnorm", "clipvalue"))
+    clipping = r.config.clipping is not None
     clipped = None
     if clipping and len(r.step):
         clipped = float(np.mean(r.global_norm_post < 0.999 * r.global_norm_pre))

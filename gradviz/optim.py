@@ -63,7 +63,7 @@ def apply_update(kind: str, variables: list, slots: list, iterations: tf.Variabl
 
 def keras_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
     """The plain-Keras optimizer a config names, clipping included: what `model.fit` would use."""
-    clip = {f: getattr(config, f) for f in ("clipnorm", "global_clipnorm", "clipvalue") if getattr(config, f) is not None}
+    clip = dict([config.clipping]) if config.clipping else {}
     lr = config.learning_rate
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(lr, **clip)

@@ -103,8 +103,7 @@ def _initializer(config: RunConfig) -> str:
 
 def keras_snippet(config: RunConfig) -> str:
     """Plain Keras, no gradviz import: paste it into a notebook to get the same model and optimizer."""
-    clip = "".join(f", {f}={getattr(config, f)!r}" for f in ("clipnorm", "global_clipnorm", "clipvalue")
-                   if getattr(config, f) is not None)
+    clip = f", {config.clipping[0]}={config.clipping[1]!r}" if config.clipping else ""
     body = (_CNN if config.architecture == "cnn" else _MLP).format(
         depth=config.depth, width=config.width, residual=config.residual,
         downsample=sorted(downsample_blocks(config.depth)))

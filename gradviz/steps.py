@@ -12,7 +12,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from gradviz.config import CLIP_FIELDS, RunConfig
+from gradviz.config import RunConfig
 from gradviz.models import activation_layers, model_inputs, submodel, tracked_kernels
 from gradviz.optim import apply_update
 
@@ -52,8 +52,7 @@ class RunState(NamedTuple):
 
 
 def hyperparameters(config: RunConfig) -> tf.Tensor:
-    clip = next((getattr(config, f) for f in CLIP_FIELDS if getattr(config, f) is not None), 1.0)
-    return tf.constant([config.learning_rate, clip], tf.float32)
+    return tf.constant([config.learning_rate, config.clipping[1] if config.clipping else 1.0], tf.float32)
 
 
 def clip_gradients(grads: list[tf.Tensor], squares: tf.Tensor, config: RunConfig, threshold: tf.Tensor,
@@ -253,7 +252,7 @@ def graph_key(config: RunConfig) -> tuple:
     clip threshold to 1 (which kind of clipping stays in), and how a batch is split."""
     default = RunConfig()
     neutral = {f: getattr(default, f) for f in VALUE_FIELDS}
-    clip = {f: 1.0 for f in CLIP_FIELDS if getattr(config, f) is not None}
+    clip = {config.clipping[0]: 1.0} if config.clipping else {}
     return config.replace(**neutral, **clip), tuple(tower_sizes(config))
 
 

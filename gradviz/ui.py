@@ -67,9 +67,7 @@ def _load_config_into_widgets(config: RunConfig) -> None:
     """Write a config into the widgets' session state (only legal before they render, or in a callback)."""
     for field, value in config.to_dict().items():
         st.session_state[_k(field)] = value
-    mode = next((f for f in CLIP_MODES[1:] if getattr(config, f) is not None), "off")
-    st.session_state["clip_mode"] = mode
-    st.session_state["clip_value"] = getattr(config, mode) if mode != "off" else 1.0
+    st.session_state["clip_mode"], st.session_state["clip_value"] = config.clipping or ("off", 1.0)
 
 
 def init_session(page_keys: tuple[str, ...] = ()) -> AppState:

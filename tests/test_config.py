@@ -160,3 +160,9 @@ def test_cache_key_covers_result_fields_only():
 def test_dict_round_trip():
     config = RunConfig(architecture="cnn", depth=3, clipvalue=0.5, seed=7)
     assert RunConfig.from_dict(config.to_dict()) == config
+
+
+def test_clipping_names_the_one_clip_in_force():
+    assert RunConfig().clipping is None
+    assert RunConfig(clipvalue=0.5).clipping == ("clipvalue", 0.5)
+    assert RunConfig(global_clipnorm=2).clipping == ("global_clipnorm", 2.0)
