@@ -102,7 +102,8 @@ class StepGraphs:
 
     The graphs are traced from a template model (the first run's) inside keras.StatelessScope, so
     its layers compute with the values read from the variables passed in; the template's own
-    variables are never read (`captures_no_variables` checks it).
+    variables are never read (tests/test_steps.py checks). Once both graphs are traced the template
+    is let go: the cache holds graphs, not a model.
     """
 
     def __init__(self, model: keras.Model, config: RunConfig):
@@ -129,6 +130,8 @@ class StepGraphs:
         self.forward_model = submodel(model, [model.output] + [layer.output for layer in acts])
         self._evaluate = tf.function(self._evaluate_graph, autograph=False)
         self._chunk_concrete = self._evaluate_concrete = None
+        # One lock per graph, so that a first run's snapshot thread can evaluate while the chunk traces.
+        self._chunk_lock, self._evaluate_lock = threading.Lock(), threading.Lock()
 
     # --- called per run ----------------------------------------------------------------------
 
@@ -142,15 +145,26 @@ class StepGraphs:
         """The chunk's concrete function, traced on first use for any number of examples: later
         runs with another train_size, and so other tensor shapes, reuse it. `state` gives the
         structure (every run's has the same); its variables are not kept."""
-        if self._chunk_concrete is None:
-            self._chunk_concrete = self._chunk.get_concrete_function(INDICES, SCALAR, SCALAR, PIXELS, LABELS, state)
-        return self._chunk_concrete
+        with self._chunk_lock:
+            if self._chunk_concrete is None:
+                self._chunk_concrete = self._chunk.get_concrete_function(INDICES, SCALAR, SCALAR, PIXELS, LABELS, state)
+                self._release_template()
+            return self._chunk_concrete
 
     def evaluate_function(self, state: RunState):
-        if self._evaluate_concrete is None:
-            self._evaluate_concrete = self._evaluate.get_concrete_function(
-                PIXELS, LABELS, SCALAR, state.trainable, state.non_trainable)
-        return self._evaluate_concrete
+        with self._evaluate_lock:
+            if self._evaluate_concrete is None:
+                self._evaluate_concrete = self._evaluate.get_concrete_function(
+                    PIXELS, LABELS, SCALAR, state.trainable, state.non_trainable)
+                self._release_template()
+            return self._evaluate_concrete
+
+    def _release_template(self) -> None:
+        """Once both graphs are traced, drop what only tracing needed: the template model and the
+        Python functions that reach it, so that the first run's model can be freed."""
+        if self._chunk_concrete is not None and self._evaluate_concrete is not None:
+            self.model = self.forward_model = self.trainable = self.non_trainable = None
+            self._chunk = self._evaluate = self.split_tower = None
 
     # --- traced --------------------------------------------------------------------------------
 
@@ -240,11 +254,6 @@ class StepGraphs:
         losses = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32))
         return tf.reduce_sum(losses), correct, [a[:keep] for a in acts]
-
-
-def captures_no_variables(function: tf.types.experimental.ConcreteFunction) -> bool:
-    """True when a traced graph reads no variable it was not handed: it can serve any run."""
-    return all(t.dtype != tf.resource for t in function.captured_inputs)
 
 
 def graph_key(config: RunConfig) -> tuple:

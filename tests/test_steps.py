@@ -10,7 +10,7 @@ import tensorflow as tf
 from gradviz import steps
 from gradviz.config import RunConfig
 from gradviz.models import build_model
-from gradviz.steps import GRAPH_CACHE_SIZE, captures_no_variables, clear_step_graphs, graph_key, step_graphs
+from gradviz.steps import GRAPH_CACHE_SIZE, clear_step_graphs, graph_key, step_graphs
 from gradviz.train import CompiledSteps, epoch_order, train
 
 RECORDS = ("loss", "accuracy", "grad_norm", "update_ratio", "global_norm_pre", "global_norm_post", "time_grad",
@@ -23,6 +23,11 @@ SHAPES = {
                      train_size=256, epochs=1),
     "gru": RunConfig(architecture="gru", width=8, step_pixels=28, batch_size=32, train_size=256, epochs=1),
 }
+
+
+def captures_no_variables(function) -> bool:
+    """True when a traced graph reads no variable it was not handed: it can serve any run."""
+    return all(t.dtype != tf.resource for t in function.captured_inputs)
 
 
 def assert_same_records(a, b):
@@ -107,3 +112,23 @@ def test_the_cache_keeps_the_most_recent_shapes(monkeypatch):
     assert step_graphs(None, configs[0])[1] is False  # the oldest were dropped
     assert len(steps._graphs) == GRAPH_CACHE_SIZE
     clear_step_graphs()
+
+
+def test_the_cache_lets_the_template_model_go_once_both_graphs_are_traced(tiny_data):
+    """The cache keeps graphs, not a model: the run that traced them can be freed."""
+    import gc
+    import weakref
+
+    config = SHAPES["mlp-bn-residual"]
+    clear_step_graphs()
+    model = build_model(config)
+    template = weakref.ref(model)
+    compiled = CompiledSteps(model, config, tiny_data.x_train, tiny_data.y_train)
+    compiled.trace_evaluation()
+    compiled.chunk(epoch_order(len(tiny_data.y_train), 0, 0), tf.constant(0), tf.constant(1))
+    graphs = compiled.graphs
+    del model, compiled
+    gc.collect()
+    assert template() is None
+    assert step_graphs(build_model(config), config) == (graphs, True)
+    assert_same_records(train(config, tiny_data), train(config, tiny_data))  # still serves runs
