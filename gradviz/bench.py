@@ -155,6 +155,7 @@ def run_bench(config: RunConfig, data: Dataset, repeats: int = 5) -> dict:
         for name, method in METHODS.items():
             gc.collect()  # the previous method's models are garbage: none is collected on another's clock
             runs[name].append(method(config, data))
+    _last_compiled.clear()  # the reruns are done: no Keras model outlives the bench
     results = {name: _medians(rows) for name, rows in runs.items()}
     return {
         "config": config.to_dict(),

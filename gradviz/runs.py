@@ -157,7 +157,6 @@ class TrainingGate:
             with self._cond:
                 self._queue.remove(ticket)
                 self._cond.notify_all()
-            release_free_memory()  # this turn's training is over: its freed pages go back
 
     @property
     def waiting(self) -> int:

@@ -21,7 +21,8 @@ from gradviz.compare import LABELS, VARIANT_KEYS, build_variants, describe, diff
 from gradviz.presets import PRESETS, verdict
 from gradviz.report import summary
 from gradviz.result import RunResult
-from gradviz.runs import COORDINATOR, limit_malloc_arenas, max_examples, over_budget, within_budget
+from gradviz.runs import (COORDINATOR, limit_malloc_arenas, max_examples, over_budget, release_free_memory,
+                          within_budget)
 from gradviz.snippet import keras_snippet
 from gradviz.store import ResultStore
 from gradviz.urlstate import TRUE_WORDS, AppState, matching_preset, parse_query, to_query
@@ -322,6 +323,7 @@ def _train_for_session(config: RunConfig, dataset, live: LiveView) -> RunResult 
     finally:
         steps = result.steps_done if result is not None else live.steps
         LOG.info("training %s %s after %d steps, %.1f s", tag, outcome, steps, time.monotonic() - started)
+        release_free_memory()  # what this training freed goes back to the OS before the next one starts
 
 
 # --- views ---------------------------------------------------------------------------------------
