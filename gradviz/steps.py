@@ -52,6 +52,7 @@ class RunState(NamedTuple):
 
 
 def hyperparameters(config: RunConfig) -> tf.Tensor:
+    """RunState.hyper for `config`."""
     return tf.constant([config.learning_rate, config.clipping[1] if config.clipping else 1.0], tf.float32)
 
 
@@ -269,17 +270,16 @@ _graphs: OrderedDict[tuple, StepGraphs] = OrderedDict()
 _graphs_lock = threading.Lock()
 
 
-def step_graphs(model: keras.Model, config: RunConfig) -> tuple[StepGraphs, bool]:
-    """The shared graphs for `config`'s shape, and whether they were already there; `model` (built
-    from `config`) becomes the template when they are not. Least recently used ones are dropped."""
+def step_graphs(model: keras.Model, config: RunConfig) -> StepGraphs:
+    """The shared graphs for `config`'s shape; `model` (built from `config`) becomes the template
+    when there are none yet. Least recently used ones are dropped."""
     key = graph_key(config)
     with _graphs_lock:
-        graphs = _graphs.pop(key, None)
-        found = graphs is not None
-        _graphs[key] = graphs = graphs or StepGraphs(model, config)
+        graphs = _graphs.pop(key, None) or StepGraphs(model, config)
+        _graphs[key] = graphs
         while len(_graphs) > GRAPH_CACHE_SIZE:
             _graphs.popitem(last=False)
-    return graphs, found
+    return graphs
 
 
 def clear_step_graphs() -> None:

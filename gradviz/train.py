@@ -56,7 +56,7 @@ class CompiledSteps:
     handed to the graphs on every call. Only the first run of a graph shape traces them."""
 
     def __init__(self, model: keras.Model, config: RunConfig, x: np.ndarray, y: np.ndarray):
-        self.graphs, self.reused = step_graphs(model, config)
+        self.graphs = step_graphs(model, config)
         self.act_names = self.graphs.act_names
         # A Keras variable's .value is the tf.Variable behind it: what the graphs take as arguments.
         self.state = RunState([v.value for v in model.trainable_variables],

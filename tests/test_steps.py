@@ -46,9 +46,9 @@ def test_a_reused_trace_gives_what_a_fresh_trace_gives(name, tiny_data):
     fresh = train(config, tiny_data)
     clear_step_graphs()
     train(config.replace(learning_rate=0.3, clipnorm=5.0, seed=9, initializer="he_normal"), tiny_data)
-    model = build_model(config)
-    compiled = CompiledSteps(model, config, tiny_data.x_train, tiny_data.y_train)
-    assert compiled.reused
+    warm = steps._graphs[graph_key(config)]  # traced by that other run
+    compiled = CompiledSteps(build_model(config), config, tiny_data.x_train, tiny_data.y_train)
+    assert compiled.graphs is warm
     reused = train(config, tiny_data)
     assert_same_records(fresh, reused)
     assert captures_no_variables(compiled.graphs.chunk_function(compiled.state))
@@ -107,9 +107,9 @@ def test_the_cache_keeps_the_most_recent_shapes(monkeypatch):
     clear_step_graphs()
     configs = [RunConfig(depth=1, width=8 + i) for i in range(GRAPH_CACHE_SIZE + 2)]
     first = [step_graphs(None, c) for c in configs]
-    assert not any(found for _, found in first)
-    assert step_graphs(None, configs[-1]) == (first[-1][0], True)
-    assert step_graphs(None, configs[0])[1] is False  # the oldest were dropped
+    assert len({id(g) for g in first}) == len(configs)  # a new entry for each shape
+    assert step_graphs(None, configs[-1]) is first[-1]
+    assert step_graphs(None, configs[0]) is not first[0]  # the oldest were dropped
     assert len(steps._graphs) == GRAPH_CACHE_SIZE
     clear_step_graphs()
 
@@ -130,5 +130,5 @@ def test_the_cache_lets_the_template_model_go_once_both_graphs_are_traced(tiny_d
     del model, compiled
     gc.collect()
     assert template() is None
-    assert step_graphs(build_model(config), config) == (graphs, True)
+    assert step_graphs(build_model(config), config) is graphs
     assert_same_records(train(config, tiny_data), train(config, tiny_data))  # still serves runs
