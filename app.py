@@ -1,5 +1,5 @@
-"""gradviz explorer: move the controls, train on MNIST, see the gradients vanish or explode."""
+"""gradviz: see vanishing and exploding gradients happen, and get fixed, on real MNIST (streamlit run app.py)."""
 
-from gradviz import ui
+from gradviz.ui.navigation import run_app
 
-ui.explorer_page()
+run_app()

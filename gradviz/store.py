@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -51,6 +52,16 @@ class ResultStore:
             LOG.info("ignoring stale stored run %s (other config or data)", base)
             return None
         return result
+
+    def configs(self) -> list[RunConfig]:
+        """The configs of every readable entry (read from the small JSON halves only)."""
+        found = []
+        for path in sorted(self.root.glob("*.json")) if self.root.is_dir() else []:
+            try:
+                found.append(RunConfig.from_dict(json.loads(path.read_text())["config"]))
+            except Exception:  # noqa: BLE001 - a corrupt or foreign entry is simply not offered
+                continue
+        return found
 
     def put(self, result: RunResult) -> Path | None:
         """Store a finished (or diverged) run; interrupted runs are not worth keeping."""

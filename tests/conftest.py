@@ -1,6 +1,7 @@
 """Shared fixtures: where MNIST is, tiny generated datasets, and one TensorFlow import per process."""
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,11 @@ SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 # applies, and tests that need real data skip if none is reachable.
 if SHARED_MNIST.is_dir() and not os.environ.get("GRADVIZ_DATA_DIR"):
     os.environ["GRADVIZ_DATA_DIR"] = str(SHARED_MNIST)
+
+
+def displayed(markdown: str) -> str:
+    """What a reader sees of Markdown source whose punctuation was backslash-escaped (gradviz.ui.text.literal)."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
 
 
 def make_dataset(n_train: int = 256, n_val: int = 128, seed: int = 0) -> Dataset:

@@ -8,13 +8,13 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from gradviz import ui
+from gradviz.ui import export
 from gradviz.config import RunConfig
 from gradviz.presets import PRESETS
 from gradviz.runs import COORDINATOR
 from gradviz.urlstate import parse_query
 
-from conftest import ROOT
+from conftest import ROOT, displayed
 
 APP = str(ROOT / "app.py")
 SMALL = {"train_size": "1024", "epochs": "1", "batch_size": "128"}
@@ -152,7 +152,7 @@ def test_junk_url_params_give_messages_and_a_working_page():
                    "preset": "no-such-preset", "dropout": "0.5", "seed": "ünïcødé", "epochs": "1" * 5000,
                    "train_size": "1024", "batch_size": "4096"})
     no_exception(at)
-    warnings = " | ".join(w.value for w in at.warning)
+    warnings = " | ".join(displayed(w.value) for w in at.warning)
     for needle in ("Unknown preset 'no-such-preset'", "depth='999' is not valid", "activation='swish'",
                    "learning_rate='nan'", "width='-8'", "unknown link parameter 'dropout'", "seed='ünïcødé'",
                    "epochs='1111111", "batch_size='4096' is not valid"):
@@ -213,11 +213,11 @@ def test_export_panel(chart_name):
     key = RunConfig.from_strings(SMALL, base=PRESETS["exploding-linear"].config).cache_key()
     result = COORDINATOR.cache.get(key)
     assert result is not None
-    png = ui.chart_file(result, chart_name, "png")
+    png = export.chart_file(result, chart_name, "png")
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    svg = ui.chart_file(result, chart_name, "svg")
+    svg = export.chart_file(result, chart_name, "svg")
     assert svg.lstrip().startswith(b"<svg")
-    payload = json.loads(ui.run_json(result))
+    payload = json.loads(export.run_json(result))
     assert payload["diverged_at_step"] == 2 and len(payload["steps"]) == 3 * 21
 
 

@@ -10,7 +10,7 @@ from gradviz.presets import PRESETS, verdict
 from gradviz.runs import COORDINATOR
 from gradviz.urlstate import parse_query
 
-from conftest import ROOT
+from conftest import ROOT, displayed
 from test_app import charts, leaves, no_exception
 
 SMALL = {"train_size": "1024", "epochs": "1"}
@@ -25,7 +25,7 @@ def open_page(page: str, params: dict) -> AppTest:
 
 
 def test_compare_two_small_configs():
-    at = open_page("pages/1_Compare.py", {"depth": "3", "width": "32", "activation": "sigmoid",
+    at = open_page("pages/compare.py", {"depth": "3", "width": "32", "activation": "sigmoid",
                                           "initializer": "glorot_uniform", **SMALL, "b": "activation=relu"})
     no_exception(at)
     found = charts(at)
@@ -48,16 +48,16 @@ def test_compare_two_small_configs():
 
 
 def test_compare_reports_bad_variants():
-    at = open_page("pages/1_Compare.py", {**SMALL, "depth": "2", "width": "16", "b": "depth=0; speed=fast",
+    at = open_page("pages/compare.py", {**SMALL, "depth": "2", "width": "16", "b": "depth=0; speed=fast",
                                           "c": "optimizer=sgd"})
     no_exception(at)
-    warnings = " ".join(w.value for w in at.warning)
+    warnings = " ".join(displayed(w.value) for w in at.warning)
     assert "B: depth='0' is not valid" in warnings and "B: Ignored speed='fast'" in warnings
     assert {"A (base)", "B (same as A)", "C: optimizer=sgd"} <= set(charts(at)["Loss (log)"][0]["encoding"]["color"]["sort"])
 
 
 def test_seed_experiments_show_computed_verdicts():
-    at = open_page("pages/2_Seed_experiments.py", SMALL)
+    at = open_page("pages/seed_experiments.py", SMALL)
     no_exception(at)
     titles = [h.value for h in at.subheader]
     for name in ("seed-vanishing-sigmoid", "seed-fixed-resnet", "seed-exploding-linear", "seed-clipnorm"):
@@ -74,7 +74,7 @@ def test_seed_experiments_show_computed_verdicts():
 
 
 def test_guide_links_open_the_explorer_with_the_intended_params():
-    at = open_page("pages/3_Guide.py", {})
+    at = open_page("pages/guide.py", {})
     no_exception(at)
     links = at.get("page_link")
     assert len(links) >= 10
@@ -99,12 +99,12 @@ def test_guide_links_open_the_explorer_with_the_intended_params():
 def test_following_a_guide_link_in_a_running_session_loads_its_config():
     """A session that already has state (it opened the explorer on its defaults) follows a link:
     the link's config replaces the session's, and its run is shown."""
-    at = open_page("pages/3_Guide.py", {"depth": "2", "width": "16", **SMALL})
-    at.switch_page("app.py").run()  # the explorer with the session's own config
+    at = open_page("pages/guide.py", {"depth": "2", "width": "16", **SMALL})
+    at.switch_page("pages/explorer.py").run()  # the explorer with the session's own config
     assert at.slider(key="cfg_depth").value == 2
     at.query_params.clear()
     at.query_params["preset"] = "exploding-linear"  # what the Guide's link carries
-    at.switch_page("app.py").run()
+    at.switch_page("pages/explorer.py").run()
     no_exception(at)
     assert at.selectbox(key="preset_pick").value == "exploding-linear"
     assert at.slider(key="cfg_depth").value == 20 and at.select_slider(key="cfg_learning_rate").value == 0.01

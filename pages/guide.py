@@ -1,5 +1,5 @@
 """Causes and fixes of vanishing and exploding gradients, each with a demo link."""
 
-from gradviz import ui
+from gradviz.ui.guide import guide_page
 
-ui.guide_page()
+guide_page()

@@ -1,5 +1,5 @@
 """The seed article's four experiments, re-run, with computed verdicts."""
 
-from gradviz import ui
+from gradviz.ui.seed import seed_page
 
-ui.seed_page()
+seed_page()

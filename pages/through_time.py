@@ -1,5 +1,5 @@
 """SimpleRNN vs LSTM vs GRU on sequential MNIST: the gradient reaching every time step."""
 
-from gradviz import ui
+from gradviz.ui.through_time import through_time_page
 
-ui.through_time_page()
+through_time_page()

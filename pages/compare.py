@@ -1,5 +1,5 @@
 """Compare 2-4 configurations trained with the same seed and data."""
 
-from gradviz import ui
+from gradviz.ui.compare import compare_page
 
-ui.compare_page()
+compare_page()

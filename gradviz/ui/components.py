@@ -1,0 +1,108 @@
+"""Views shared by the pages: a chart, the findings, the headline, the main charts and the detail tabs."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from gradviz import charts
+from gradviz.config import format_value
+from gradviz.diagnose import Finding, diagnose
+from gradviz.presets import PRESETS
+from gradviz.result import RunResult
+from gradviz.ui.export import export_panel
+from gradviz.ui.session import apply_fix
+from gradviz.ui.text import SEVERITY_ICON, finding_line
+from gradviz.urlstate import AppState
+
+HINT = ("Each row of the heatmap is a layer, input at the top; darker means a smaller gradient. "
+        "Rows that stay dark barely learn.")
+BOXES = {"critical": st.error, "warning": st.warning, "info": st.success}
+
+
+def chart(figure, present: bool = False) -> None:
+    st.altair_chart(charts.styled(figure, present), width="stretch")
+
+
+def findings_panel(findings: list[Finding], key_prefix: str = "fix") -> None:
+    """Every finding in a coloured box, with an Apply-fix button where a single change fixes it."""
+    st.subheader("Diagnosis")
+    for i, finding in enumerate(findings):
+        BOXES[finding.severity](f"**{finding.kind.replace('_', ' ')}** - {finding.message}",
+                                icon=SEVERITY_ICON[finding.severity])
+        if finding.fix:
+            change = ", ".join(f"{k}={format_value(v)}" for k, v in finding.fix.items())
+            st.button(f"Apply fix: {change}", key=f"{key_prefix}_{i}", on_click=apply_fix, args=(finding.fix,),
+                      type="primary" if finding.severity == "critical" else "secondary", icon=":material/build:")
+
+
+def findings_columns(runs: dict[str, RunResult], top_only: bool = False) -> None:
+    """Each run's findings under its label, side by side (Compare, Through time)."""
+    for column, (label, result) in zip(st.columns(len(runs)), runs.items()):
+        with column:
+            st.markdown(f"**{label}**")  # built from validated configs: no outside text
+            for finding in diagnose(result)[:1 if top_only else None]:
+                st.markdown(finding_line(finding))
+
+
+def curves_pair(runs: dict[str, RunResult]) -> None:
+    """Loss and accuracy of several runs, side by side, one colour per run."""
+    left, right = st.columns(2)
+    with left:
+        chart(charts.compare_curves_chart(runs, "loss"))
+    with right:
+        chart(charts.compare_curves_chart(runs, "accuracy"))
+
+
+def headline(result: RunResult, findings: list[Finding], preset: str | None) -> None:
+    """One line a first-time visitor can act on: what happened, and what to look at."""
+    final = result.final()
+    acc = "n/a" if final["val_accuracy"] is None else f"{final['val_accuracy']:.1%}"
+    st.markdown(f"### {findings[0].kind.replace('_', ' ').capitalize()} - validation accuracy {acc}")
+    claim = f"**{preset}:** {PRESETS[preset].claim} " if preset in PRESETS else ""
+    st.caption(claim + HINT)
+
+
+def main_charts(result: RunResult, present: bool) -> None:
+    if present:  # the two charts a talk needs, as large as the screen allows
+        chart(charts.heatmap_chart(result, height=520), True)
+        chart(charts.loss_chart(result, height=360), True)
+        return
+    left, right = st.columns([3, 2])
+    with left:
+        chart(charts.heatmap_chart(result))
+    with right:
+        chart(charts.loss_chart(result, height=170))
+        chart(charts.accuracy_chart(result, height=110))
+
+
+def detail_tabs(result: RunResult, state: AppState) -> None:
+    gradients, weights, activations, updates, share = st.tabs(
+        ["Gradients", "Weights", "Activations", "Updates", "Share & export"])
+    with gradients:
+        left, right = st.columns(2)
+        with left:
+            chart(charts.grad_lines_chart(result))
+        with right:
+            chart(charts.depth_profile_chart(result))
+    with weights:
+        chosen = st.multiselect("Layers", result.layers, default=charts.spread(result.layers), key="weight_layers")
+        chart(charts.weight_hist_chart(result, chosen or None))
+    with activations:
+        if result.act_layers:
+            activation_views(result)
+        else:
+            st.info("A recurrent model's hidden state is read at every time step instead: see the "
+                    "**Through time** page.", icon=":material/timeline:")
+    with updates:
+        chart(charts.update_ratio_chart(result))
+        st.caption("A rule of thumb: each step should move a layer's weights by about 1e-3 of their size. "
+                   "Far below, the layer is frozen; far above, training is unstable.")
+    with share:
+        export_panel(result, state)
+
+
+def activation_views(result: RunResult) -> None:
+    chosen = st.multiselect("Layers", result.act_layers, default=charts.spread(result.act_layers), key="act_layers")
+    chart(charts.activation_hist_chart(result, chosen or None))
+    if result.config.activation in ("relu", "sigmoid", "tanh"):
+        chart(charts.unit_health_chart(result))

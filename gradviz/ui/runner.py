@@ -1,0 +1,210 @@
+"""Getting a page its RunResult: the process cache, the results store, or a training streamed to
+the page through the server's queue (one at a time, one place per session, a cap)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from urllib.parse import urlencode
+
+import streamlit as st
+from streamlit import runtime
+
+from gradviz import charts
+from gradviz.config import RunConfig, format_value
+from gradviz.data import DataUnavailable, load_dataset, load_files
+from gradviz.result import RunResult
+from gradviz.runs import (COORDINATOR, QueueFull, Superseded, limit_malloc_arenas, max_examples, nearest,
+                          over_budget, release_free_memory, within_budget)
+from gradviz.store import ResultStore
+from gradviz.ui.session import apply_fix, session_id, show_config
+from gradviz.ui.text import literal, literal_lines
+
+LOG = logging.getLogger("gradviz")
+# This module is imported once per server process, by the first session's script thread: early
+# enough that the later sessions' threads meet the cap (see limit_malloc_arenas).
+limit_malloc_arenas()
+LIVE_REFRESH_SECONDS = 0.8  # re-draw the growing charts at most this often while training
+
+
+def read_data(load):
+    """load(), or None after saying on the page what to do about missing MNIST."""
+    try:
+        return load()
+    except DataUnavailable as error:
+        st.error(literal_lines(error), icon=":material/database:")
+        return None
+
+
+def _load_data(config: RunConfig):
+    return read_data(lambda: load_dataset(config.train_size))
+
+
+class LiveView:
+    """Placeholders the run writes into while it trains: status, progress, growing charts."""
+
+    def __init__(self, present: bool):
+        self.present = present
+        self.status = st.empty()
+        self.progress = st.empty()
+        self.charts = st.container()
+        self.heatmap, self.loss = self.charts.empty(), self.charts.empty()
+        self.last_draw = 0.0
+        self.steps = 0
+
+    def waiting(self, ahead: int) -> None:
+        self.status.info(f"Queued: {ahead} training(s) ahead of you on this server. Yours starts next.",
+                         icon=":material/hourglass_top:")
+
+    def update(self, progress) -> None:
+        self.steps = progress.step
+        self.progress.progress(progress.fraction, text=f"Training: step {progress.step:,} of "
+                               f"{progress.total_steps:,} (epoch {progress.epoch:.1f}), loss {progress.loss:.4g}")
+        if time.monotonic() - self.last_draw >= LIVE_REFRESH_SECONDS:
+            partial = progress.snapshot()
+            self.heatmap.altair_chart(charts.styled(charts.heatmap_chart(partial), self.present), width="stretch")
+            self.loss.altair_chart(charts.styled(charts.loss_chart(partial), self.present), width="stretch")
+            self.last_draw = time.monotonic()
+
+    def clear(self) -> None:
+        for slot in (self.status, self.progress, self.heatmap, self.loss):
+            slot.empty()
+
+
+def _log_to_server_console() -> None:
+    """Trainings started, finished and stopped go to the server's console: what a host watching a
+    class needs to see. (Streamlit configures only its own loggers.)"""
+    if not LOG.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s gradviz %(levelname)s %(message)s"))
+        LOG.addHandler(handler)
+        LOG.setLevel(logging.INFO)
+        LOG.propagate = False
+
+
+def _session_ended():
+    """should_stop for train(): true once the browser tab that asked for the training has gone
+    (closed, reloaded, lost its connection), so nobody waits behind a result nobody will see."""
+    owner = session_id()
+    if owner is None or not runtime.exists():
+        return lambda: False
+    server = runtime.get_instance()
+    return lambda: not server.is_active_session(owner)
+
+
+def _budget_check(config: RunConfig, fix_button: bool) -> bool:
+    """True if `config` may train here; otherwise says why (and offers the nearest allowed run)."""
+    limit = max_examples()
+    message = over_budget(config, limit)
+    if message is None:
+        return True
+    st.warning(message, icon=":material/speed:")
+    if fix_button:
+        allowed = within_budget(config, limit)
+        st.button(f"Train {allowed.epochs} epoch(s) × {allowed.train_size:,} images instead",
+                  on_click=apply_fix, args=({"epochs": allowed.epochs, "train_size": allowed.train_size},),
+                  icon=":material/speed:")
+    return False
+
+
+def stored_result(config: RunConfig) -> RunResult | None:
+    """The run from the process cache, or a precomputed one from the store (checked against
+    today's data, then cached); None if neither has it."""
+    key = config.cache_key()
+    cached = COORDINATOR.cache.get(key)
+    if cached is not None:
+        return cached
+    store = ResultStore()
+    if store.has(config):  # precomputed (python -m gradviz precompute)
+        dataset = _load_data(config)
+        stored = store.get(config, dataset.info()) if dataset is not None else None
+        if stored is not None:
+            COORDINATOR.cache.put(key, stored)
+            return stored
+    return None
+
+
+def obtain_result(config: RunConfig, run_requested: bool, present: bool, fix_button: bool = False) -> RunResult | None:
+    """The cached or stored result, or a fresh streamed training if asked for; None if neither."""
+    result = stored_result(config)
+    if result is not None:
+        return result
+    # The budget is checked before Run is pressed too, so an over-budget config says so at once.
+    if not _budget_check(config, fix_button) or not run_requested or not _data_available():
+        return None
+    live = LiveView(present)
+    live.status.info("Preparing the training ...", icon=":material/model_training:")
+    try:
+        with COORDINATOR.gate.turn(on_wait=live.waiting, owner=session_id()):
+            result = _train_in_turn(config, live)
+    except QueueFull as full:
+        live.clear()
+        _server_busy(config, full, fix_button)
+        return None
+    except Superseded:  # this session asked for another run meanwhile; that one has our place
+        return None
+    live.clear()
+    return result
+
+
+def _train_in_turn(config: RunConfig, live: LiveView) -> RunResult | None:
+    key = config.cache_key()
+    result = COORDINATOR.cache.get(key)  # another session may have trained it while we waited
+    if result is None:
+        # The arrays are built only now: twenty queued sessions would otherwise hold twenty copies.
+        dataset = _load_data(config)
+        if dataset is None:
+            return None
+        live.status.info(f"Training on {literal(dataset.description)}", icon=":material/model_training:")
+        result = _train_for_session(config, dataset, live)
+        if result is not None:
+            COORDINATOR.cache.put(key, result)
+    return result
+
+
+def _server_busy(config: RunConfig, full: QueueFull, offer_button: bool) -> None:
+    """Turned away at the queue's cap: say so, and offer the closest run the server already has."""
+    LOG.info("turned a training away: %s", full)
+    st.warning(f"This server is busy: {full.waiting} trainings are waiting and it queues at most {full.cap}. "
+               "Try again in a minute.", icon=":material/groups:")
+    candidates = COORDINATOR.cache.configs() + ResultStore().configs()
+    closest = nearest(config, candidates)
+    if closest is None or not offer_button:
+        return
+    mine, theirs = config.to_strings(), closest.to_strings()
+    changes = ", ".join(f"{f}={format_value(getattr(closest, f))}" for f in mine if mine[f] != theirs[f])
+    st.button(f"Show the closest run it has ({changes or 'the same settings'})", on_click=show_config,
+              args=(closest,), icon=":material/history:", key="busy_nearest")
+
+
+def _data_available() -> bool:
+    """MNIST can be read here (says what to do if not); cheap after the first call."""
+    return read_data(load_files) is not None
+
+
+def _train_for_session(config: RunConfig, dataset, live: LiveView) -> RunResult | None:
+    """One training for this session: None if it failed (with a message) or the session left."""
+    from gradviz.train import train  # TensorFlow is imported once, on the first training
+
+    _log_to_server_console()
+    COORDINATOR.trainings_started += 1
+    tag, started = config.cache_key()[:10], time.monotonic()
+    LOG.info("training %s started (%s); %d waiting", tag, urlencode(config.to_strings(only_changed=True)) or "defaults",
+             COORDINATOR.gate.waiting)
+    outcome = "interrupted (its session ended or reran)"  # a Streamlit stop/rerun raised through train()
+    result = None
+    try:
+        result = train(config, dataset, on_progress=live.update, should_stop=_session_ended())
+        outcome = "stopped: its session ended" if result.stopped else "finished"
+        return None if result.stopped else result
+    except Exception as error:  # noqa: BLE001 - a page shows a message, never a traceback
+        outcome = f"failed ({type(error).__name__})"
+        LOG.exception("training failed for %s", config)
+        live.clear()
+        st.error(f"Training failed ({type(error).__name__}: {literal(error)}). Nothing was cached; "
+                 "a smaller model or fewer training images may fit.", icon=":material/error:")
+        return None
+    finally:
+        steps = result.steps_done if result is not None else live.steps
+        LOG.info("training %s %s after %d steps, %.1f s", tag, outcome, steps, time.monotonic() - started)
+        release_free_memory()  # what this training freed goes back to the OS before the next one starts

@@ -1,0 +1,98 @@
+"""One session's state: the URL <-> session state <-> widgets round trip, and each page's set-up."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from gradviz.config import RunConfig
+from gradviz.urlstate import TRUE_WORDS, AppState, matching_preset, parse_query, to_query
+
+CUSTOM = "(custom)"  # the preset picker's entry when the controls match no preset
+PAGE_ICON = "📉"  # an emoji favicon is drawn in the page itself; a :material/...: one is fetched from a font CDN
+
+
+def widget_key(field: str) -> str:
+    """Session-state key of the sidebar widget that edits a RunConfig field."""
+    return f"cfg_{field}"
+
+
+def load_config_into_widgets(config: RunConfig) -> None:
+    """Write a config into the widgets' session state (only legal before they render, or in a callback)."""
+    for field, value in config.to_dict().items():
+        st.session_state[widget_key(field)] = value
+    st.session_state["clip_mode"], st.session_state["clip_value"] = config.clipping or ("off", 1.0)
+
+
+def init_session(page_keys: tuple[str, ...] = ()) -> AppState:
+    """Read a link when there is a new one; otherwise keep what the user did in this session.
+
+    A new link is a first visit, or a query that is not the one this session last wrote (a link
+    opened from the Guide, a pasted URL). An empty query on a later run is a page switch, which
+    keeps the session's state.
+    """
+    query = {k: v for k, v in st.query_params.to_dict().items() if k not in page_keys}
+    fresh = "state" not in st.session_state or (query and query != st.session_state.get("synced_query"))
+    if fresh:
+        state, messages = parse_query(query)
+        st.session_state.state = state
+        st.session_state.url_messages = messages
+        st.session_state.autorun = True  # a link (or a first visit) shows its result without a click
+        st.session_state.preset_pick = state.preset or CUSTOM
+        st.session_state.present = state.present
+    if fresh or widget_key("depth") not in st.session_state:  # Streamlit drops widget state on other pages
+        load_config_into_widgets(st.session_state.state.config)
+        st.session_state.setdefault("preset_pick", st.session_state.state.preset or CUSTOM)
+        st.session_state.setdefault("present", st.session_state.state.present)
+    return st.session_state.state
+
+
+def show_config(config: RunConfig) -> None:
+    """Button callback: put `config` in the controls and show its run (trained, cached or stored)."""
+    load_config_into_widgets(config)
+    st.session_state.preset_pick = matching_preset(config) or CUSTOM
+    st.session_state.autorun = True
+
+
+def apply_fix(fix: dict) -> None:
+    """Button callback: change the controls as a finding suggests and rerun with the new config."""
+    show_config(current_config_from_widgets()[0].replace(**fix))
+
+
+def current_config_from_widgets() -> tuple[RunConfig, list[str]]:
+    values = {f: st.session_state[widget_key(f)] for f in RunConfig().to_dict() if widget_key(f) in st.session_state}
+    mode = st.session_state.get("clip_mode")
+    for field in ("clipnorm", "global_clipnorm", "clipvalue"):
+        values[field] = st.session_state.get("clip_value") if mode == field else None
+    return RunConfig.coerce(values, base=RunConfig())
+
+
+def sync_url(state: AppState, page_query: dict | None = None) -> None:
+    """Write the state (and the page's own keys) to the URL, and remember it as ours."""
+    query = to_query(state)
+    st.session_state.synced_query = dict(query)
+    query |= page_query or {}
+    if st.query_params.to_dict() != query:
+        st.query_params.from_dict(query)
+
+
+def share_link(state: AppState) -> str:
+    base = (st.context.url or "").split("?")[0]
+    return f"{base}?{urlencode(to_query(state))}"
+
+
+def session_id() -> str | None:
+    """This browser tab's Streamlit session, or None outside a server (scripts, tests)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else None
+
+
+def page_config(title: str) -> None:
+    """First Streamlit call of every page; presentation links start with the sidebar tucked away."""
+    present = st.query_params.get("present", "").strip().lower() in TRUE_WORDS
+    st.set_page_config(page_title=f"gradviz - {title}", page_icon=PAGE_ICON, layout="wide",
+                       initial_sidebar_state="collapsed" if present else "expanded")
+

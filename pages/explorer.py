@@ -1,0 +1,5 @@
+"""Explorer: move the controls, train on MNIST, see the gradients vanish or explode."""
+
+from gradviz.ui.explorer import explorer_page
+
+explorer_page()
