@@ -30,8 +30,10 @@ class ConfigError(ValueError):
 
     def __init__(self, field: str, value: Any, allowed: str):
         self.field, self.value, self.allowed = field, value, allowed
-        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."  # URLs can be long
-        super().__init__(f"{field or '(empty name)'}={shown} is not valid: {allowed}")
+        # Names and values may come from a URL: long ones are cut, so a message stays readable.
+        name = (field if len(field) <= 40 else field[:37] + "...") or "(empty name)"
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        super().__init__(f"{name}={shown} is not valid: {allowed}")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ if SHARED_MNIST.is_dir() and not os.environ.get("GRADVIZ_DATA_DIR"):
 
 def displayed(markdown: str) -> str:
     """What a reader sees of Markdown source whose punctuation was backslash-escaped (gradviz.ui.text.literal)."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
 
 
 def make_dataset(n_train: int = 256, n_val: int = 128, seed: int = 0) -> Dataset:

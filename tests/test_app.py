@@ -244,3 +244,28 @@ def test_switching_architectures_back_and_forth_and_leaving_a_preset():
         at.radio(key="cfg_architecture").set_value(architecture).run()
         no_exception(at)
         assert at.query_params.get("architecture", "mlp") == architecture
+
+
+def test_a_full_queue_turns_a_newcomer_away_with_the_closest_run_it_has(monkeypatch):
+    """At GRADVIZ_MAX_QUEUE waiting trainings a new request does not queue: the page says the
+    server is busy and offers the closest run already there, which shows without training."""
+    from test_runs import Holder
+
+    near = {"depth": "2", "width": "16", "activation": "tanh", **SMALL}
+    no_exception(open_app(near))  # a run the server has (cached)
+    monkeypatch.setenv("GRADVIZ_MAX_QUEUE", "0")
+    holder = Holder(COORDINATOR.gate)  # a training is running: with a cap of 0 nobody may wait
+    try:
+        before = COORDINATOR.trainings_started
+        at = open_app({**near, "learning_rate": "0.003"})
+        no_exception(at)
+        assert any("This server is busy" in w.value and "at most 0" in w.value for w in at.warning)
+        offer = next(b for b in at.button if b.label.startswith("Show the closest run it has"))
+        assert offer.label == "Show the closest run it has (learning_rate=0.001)"
+        offer.click().run()
+        no_exception(at)
+        assert at.select_slider(key="cfg_learning_rate").value == 0.001
+        assert at.markdown[0].value.startswith("###") and heatmap(at)[1][0] == 3 * 8
+        assert COORDINATOR.trainings_started == before  # nothing trained: it was there
+    finally:
+        holder.done()

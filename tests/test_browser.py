@@ -4,6 +4,9 @@ Playwright. Skips on a machine without a browser (saying why); in CI a missing b
 import os
 import re
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -29,13 +32,38 @@ def server():
         yield url
 
 
+class Watched:
+    """Every request the browser makes and every dialog a page opens, for the whole module."""
+
+    def __init__(self):
+        self.requests: list[str] = []
+        self.dialogs: list[str] = []
+
+    def foreign(self, origin: str) -> list[str]:
+        """Requests that left the server's origin (data: and blob: URLs are the page's own)."""
+        return [u for u in self.requests if not u.startswith((origin + "/", "data:", "blob:")) and u != origin]
+
+
 @pytest.fixture(scope="module")
-def page(server):
+def watched():
+    return Watched()
+
+
+@pytest.fixture(scope="module")
+def page(server, watched):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser.new_page(viewport={"width": 1400, "height": 1700})
+        context = browser.new_context(viewport={"width": 1400, "height": 1700})
+        context.on("request", lambda request: watched.requests.append(request.url))
+
+        def on_dialog(dialog):
+            watched.dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        context.on("dialog", on_dialog)
+        yield context.new_page()
         browser.close()
 
 
@@ -80,13 +108,106 @@ PAGES = {
 
 
 @pytest.mark.parametrize("name", list(PAGES))
-def test_each_page_renders(server, page, name):
+def test_each_page_renders_and_fetches_nothing_from_elsewhere(server, page, watched, name):
     path, marker = PAGES[name]
     page.goto(f"{server}/{path}")
     page.get_by_text(marker).first.wait_for(timeout=300_000)
     page.wait_for_timeout(2000)
     assert_clean(page)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    assert watched.requests and watched.foreign(server) == []  # no font CDN, no icon, no tracker
+
+
+# Each payload carries the marker "gvx" so that the test can find where it is shown.
+HOSTILE = {
+    "link": "[click me gvx](https://evil.example/phish)",
+    "pixel": "gvx ![x](http://evil.example/pixel.png)",
+    "bold": "**gvx bold** <b id=gvxtag>tag</b>",
+    "script": "gvx<img src=http://evil.example/i.png onerror=alert(1)><script>alert(2)</script>",
+    "javascript": "[gvx js](javascript:alert(3)) <javascript:alert(4)>",
+    "autolink": "gvx https://evil.example/auto www.evil.example",
+    "streamlit": "gvx :red[red] $x^2$ :material/home:",
+    "control": "gvx\x00\x1b[31m\u202eevil\nline",
+    "long": "gvx" + "A" * 5000,
+}
+QUOTED = urllib.parse.quote
+HOSTILE_LINKS = {
+    "explorer": ("?depth=2&width=16&train_size=1024&epochs=1&"
+                 + "&".join(f"{QUOTED(name + v)}={QUOTED(v)}" for name, v in list(HOSTILE.items())[:4])
+                 + f"&activation={QUOTED(HOSTILE['javascript'])}&preset={QUOTED(HOSTILE['autolink'])}"
+                 + f"&seed={QUOTED(HOSTILE['streamlit'])}&clipnorm={QUOTED(HOSTILE['control'])}"
+                 + f"&width={QUOTED(HOSTILE['long'])}", "validation accuracy"),
+    "compare": ("Compare?depth=3&width=32&activation=sigmoid&initializer=glorot_uniform&train_size=1024&epochs=1"
+                "&b=" + QUOTED(f"activation=relu; depth={HOSTILE['link']}; {HOSTILE['pixel']}=1")
+                + "&c=" + QUOTED(f"{HOSTILE['bold']}; seed={HOSTILE['script']}")
+                + "&d=" + QUOTED(f"{HOSTILE['streamlit']}; {HOSTILE['control']}"), "Findings"),
+    "seed-experiments": ("Seed_experiments?train_size=1024&epochs=1&epochs=" + QUOTED(HOSTILE["link"]),
+                         "What does explode here"),
+    "through-time": ("Through_time?train_size=1024&epochs=1&step_pixels=28&width=" + QUOTED(HOSTILE["pixel"]),
+                     "Exploding through time"),
+}
+# Tags inside a message that shows outside text: Markdown or HTML from the link took effect.
+INJECTED = """() => [...document.querySelectorAll('[data-testid="stMarkdownContainer"]')]
+  .filter(box => box.textContent.includes('gvx'))
+  .flatMap(box => [...box.querySelectorAll('*')].map(el => el.tagName))
+  .filter(tag => !['P', 'DIV', 'BR'].includes(tag))"""
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_LINKS))
+def test_a_hostile_link_shows_its_text_literally_and_fetches_nothing(server, page, watched, name):
+    """Markdown links and images, HTML, javascript: URLs, Streamlit's own syntax, control characters
+    and very long values in a link: each is named in a warning as plain text, nothing from it
+    becomes a tag, a request or a dialog, and the page still shows its run."""
+    path, marker = HOSTILE_LINKS[name]
+    before = len(watched.requests)
+    page.goto(f"{server}/{path}")
+    page.get_by_text(marker).first.wait_for(timeout=300_000)
+    page.wait_for_timeout(1500)
+    assert_clean(page)
+    warnings = page.get_by_test_id("stAlert").all_inner_texts()
+    assert any("gvx" in w for w in warnings), warnings
+    assert page.evaluate(INJECTED) == []
+    assert page.locator("a[href*='evil'], a[href^='javascript'], img[src*='evil'], #gvxtag").count() == 0
+    shown = " ".join(warnings).replace("\u2060", "")  # the invisible joiner that stops autolinks
+    assert "[click me gvx](https://evil.ex" in shown or "gvx ![x](http://evil.ex" in shown  # as typed
+    new = watched.requests[before:]
+    assert new and watched.foreign(server) == []  # the link itself went to our server; nothing else
+    assert watched.dialogs == []
+    page.screenshot(path=str(ARTIFACTS / f"hostile-{name}.png"), full_page=True)
+
+
+def test_the_server_refuses_other_origins_and_serves_nothing_else(server, page):
+    """CORS protection on (no Allow-Origin for a foreign origin, its websocket refused), an XSRF
+    cookie set, no static folder served."""
+    request = urllib.request.Request(f"{server}/_stcore/health", headers={"Origin": "http://evil.example"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers.get("Access-Control-Allow-Origin") in (None, server)
+    for path in ("app/static/app.py", "app/static/.streamlit/config.toml", "app.py"):
+        with urllib.request.urlopen(f"{server}/{path}", timeout=10) as response:  # the page shell, not the file
+            body = response.read().decode()
+        assert "run_app" not in body and "enableCORS" not in body and '<div id="root">' in body
+    page.goto(f"{server}/Guide")
+    page.get_by_text(PAGES["guide"][1]).first.wait_for(timeout=60_000)
+    assert any(c["name"] == "_streamlit_xsrf" for c in page.context.cookies())
+    assert foreign_websocket_refused(server)
+
+
+def foreign_websocket_refused(server: str) -> bool:
+    """A websocket opened from another origin is refused with 403, one from the app's own origin
+    is accepted (the sync client: Playwright's sync API already runs an event loop on this thread)."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    def opens(origin: str) -> bool:
+        try:
+            with connect(server.replace("http", "ws", 1) + "/_stcore/stream", subprotocols=["streamlit"],
+                         origin=origin, open_timeout=10):
+                return True
+        except InvalidStatus as refused:
+            assert refused.response.status_code == 403
+            return False
+
+    return opens(server) and not opens("http://evil.example")
 
 
 def test_closing_the_tab_stops_its_training(server, page):

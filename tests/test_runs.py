@@ -96,6 +96,130 @@ def test_an_error_inside_a_turn_releases_it():
         assert gate.waiting == 0
 
 
+class Holder:
+    """Holds the gate's turn on a thread until released, like a running training."""
+
+    def __init__(self, gate):
+        self.inside, self.release = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._hold, args=(gate,))
+        self.thread.start()
+        assert self.inside.wait(5)
+
+    def _hold(self, gate):
+        with gate.turn():
+            self.inside.set()
+            self.release.wait(10)
+
+    def done(self):
+        self.release.set()
+        self.thread.join(10)
+
+
+def waiter(gate, owner, order, outcome=None, on_wait=None):
+    """A thread asking for a turn as `owner`; appends the owner to `order` once in, or the
+    exception it got to `outcome`."""
+    def ask():
+        try:
+            with gate.turn(on_wait=on_wait, owner=owner):
+                order.append(owner)
+        except Exception as error:  # noqa: BLE001 - recorded for the test to check
+            (outcome if outcome is not None else []).append(type(error).__name__)
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    return thread
+
+
+def wait_until(condition, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.005)
+
+
+def test_a_session_asking_again_while_it_waits_replaces_its_own_request():
+    gate = TrainingGate(poll_seconds=0.01)
+    holder, order, outcome = Holder(gate), [], []
+    first = waiter(gate, "s1", order, outcome)
+    wait_until(lambda: gate.waiting == 1)
+    other = waiter(gate, "s2", order, outcome)
+    wait_until(lambda: gate.waiting == 2)
+    again = waiter(gate, "s1", order, outcome)  # the same session asks again while it waits
+    first.join(5)
+    assert outcome == ["Superseded"] and gate.waiting == 2  # replaced, not added
+    holder.done()
+    for thread in (other, again):
+        thread.join(5)
+    assert order == ["s1", "s2"]  # the new request kept the session's place
+
+
+def order_after_a_rerun(gate, clock, back_after: float) -> list[str]:
+    """s1 waits and reruns (leaving its place), s2 queues, and s1 asks again `back_after` seconds
+    later: the order in which the two then train."""
+    holder, order = Holder(gate), []
+
+    def rerun(ahead):  # what Streamlit does to a waiting script when its session reruns
+        raise KeyboardInterrupt("rerun")
+
+    with pytest.raises(KeyboardInterrupt):
+        with gate.turn(on_wait=rerun, owner="s1"):
+            pass
+    other = waiter(gate, "s2", order)
+    wait_until(lambda: gate.waiting == 1)
+    clock[0] += back_after
+    back = waiter(gate, "s1", order)
+    wait_until(lambda: gate.waiting == 2)
+    holder.done()
+    for thread in (other, back):
+        thread.join(5)
+    return order
+
+
+def test_a_session_that_reruns_while_queued_gets_its_place_back_for_a_moment():
+    clock = [0.0]
+    gate = TrainingGate(poll_seconds=0.01, clock=lambda: clock[0])
+    assert order_after_a_rerun(gate, clock, runs.RECLAIM_SECONDS / 2) == ["s1", "s2"]
+    # Too late: the place has gone, and the session queues behind whoever came meanwhile.
+    assert order_after_a_rerun(gate, clock, 2 * runs.RECLAIM_SECONDS) == ["s2", "s1"]
+
+
+def test_the_queue_turns_newcomers_away_at_its_cap(monkeypatch):
+    monkeypatch.setenv(runs.MAX_QUEUE_ENV, "2")
+    gate = TrainingGate(poll_seconds=0.01)
+    holder, order, outcome = Holder(gate), [], []
+    threads = [waiter(gate, owner, order, outcome) for owner in ("s1", "s2")]
+    wait_until(lambda: gate.waiting == 2)
+    with pytest.raises(runs.QueueFull) as full:
+        with gate.turn(owner="s3"):
+            pass
+    assert (full.value.waiting, full.value.cap) == (2, 2)
+    threads.append(waiter(gate, "s2", order, outcome))  # a session already queued may still ask again
+    wait_until(lambda: outcome == ["Superseded"])
+    holder.done()
+    for thread in threads:
+        thread.join(5)
+    assert sorted(order) == ["s1", "s2"] and gate.waiting == 0
+    with gate.turn(owner="s3"):  # with the queue drained, newcomers get in again
+        pass
+
+
+def test_queue_cap_from_the_environment(monkeypatch):
+    monkeypatch.delenv(runs.MAX_QUEUE_ENV, raising=False)
+    assert runs.max_queue() == runs.DEFAULT_MAX_QUEUE
+    monkeypatch.setenv(runs.MAX_QUEUE_ENV, "0")
+    assert runs.max_queue() == 0
+    monkeypatch.setenv(runs.MAX_QUEUE_ENV, "lots")
+    assert runs.max_queue() == runs.DEFAULT_MAX_QUEUE
+
+
+def test_the_nearest_run_differs_in_the_fewest_fields_that_matter():
+    asked = RunConfig(depth=10, activation="sigmoid", learning_rate=0.01)
+    candidates = [RunConfig(), RunConfig(depth=10, activation="sigmoid", init_std=3.0),  # init_std unused here
+                  RunConfig(depth=10, activation="tanh")]
+    assert runs.nearest(asked, candidates) == candidates[1]
+    assert runs.nearest(asked, []) is None
+
+
 def test_budget_from_the_environment(monkeypatch):
     monkeypatch.delenv(runs.MAX_EXAMPLES_ENV, raising=False)
     assert runs.max_examples() == runs.DEFAULT_MAX_EXAMPLES

@@ -10,7 +10,7 @@ from gradviz.ui.components import detail_tabs, findings_panel, headline, main_ch
 from gradviz.ui.controls import sidebar_controls
 from gradviz.ui.runner import obtain_result
 from gradviz.ui.session import init_session, page_config, sync_url
-from gradviz.ui.text import notes
+from gradviz.ui.text import literal, notes
 
 PRESENTATION_CSS = """
 <style>
@@ -48,7 +48,7 @@ def explorer_page() -> None:
     headline(result, findings, state.preset)
     main_charts(result, state.present)
     findings_panel(findings)
-    st.caption(f"Data: {result.data['description']}. Trained {result.steps_done:,} steps in "
+    st.caption(f"Data: {literal(result.data['description'])}. Trained {result.steps_done:,} steps in "
                f"{result.seconds:.1f} s.")
     if not state.present:
         detail_tabs(result, state)

@@ -6,12 +6,14 @@ import streamlit as st
 
 EXPLORER = "pages/explorer.py"
 # (file, title, url path, icon). Paths are relative to app.py; the URL paths are what links carry.
+# Emoji icons: a page's icon is also its favicon, and a :material/...: favicon is fetched from a font
+# CDN (a third-party request on a class's page, a broken icon in an offline talk).
 PAGES = (
-    (EXPLORER, "Explorer", "", ":material/insights:"),
-    ("pages/compare.py", "Compare", "Compare", ":material/compare_arrows:"),
-    ("pages/seed_experiments.py", "Seed experiments", "Seed_experiments", ":material/science:"),
-    ("pages/guide.py", "Guide", "Guide", ":material/menu_book:"),
-    ("pages/through_time.py", "Through time", "Through_time", ":material/timeline:"),
+    (EXPLORER, "Explorer", "", "📉"),
+    ("pages/compare.py", "Compare", "Compare", "⚖️"),
+    ("pages/seed_experiments.py", "Seed experiments", "Seed_experiments", "🧪"),
+    ("pages/guide.py", "Guide", "Guide", "📖"),
+    ("pages/through_time.py", "Through time", "Through_time", "⏳"),
 )
 
 

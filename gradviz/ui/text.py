@@ -8,7 +8,7 @@ import unicodedata
 
 import streamlit as st
 
-MAX_SHOWN = 300  # characters of outside text shown in one message; a long link value is cut
+MAX_SHOWN = 600  # characters shown of one message quoting outside text (the quotes are cut shorter)
 # Every ASCII punctuation character. CommonMark lets a backslash escape any of them, and an escaped
 # character is always shown as itself: no link, image, HTML tag, emphasis, code, math ($),
 # Streamlit colour or icon directive (:red[...], :material/...:) and no autolink can start.
@@ -16,6 +16,11 @@ _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 # Control characters, invisible format characters (bidi overrides, zero-width joiners), line and
 # paragraph separators: shown as escapes (\x1b, \u202e) so that what is there can be seen.
 _INVISIBLE = ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn")
+# GitHub-style autolinks (https://..., www...., name@host) are found in the text *after* escapes are
+# resolved, so escaping cannot stop them. They only start after a space or punctuation, or at an
+# address after "@": an invisible WORD JOINER there (U+2060) leaves the text as it reads, unlinked.
+_AUTOLINK_START = re.compile(r"(?i)(?=https?:|www\.|mailto:|xmpp:)|(?<=@)")
+WORD_JOINER = "\u2060"
 SEVERITY_ICON = {"critical": ":material/error:", "warning": ":material/warning:", "info": ":material/check_circle:"}
 
 
@@ -25,7 +30,8 @@ def literal(text: object, limit: int = MAX_SHOWN) -> str:
     if len(text) > limit:
         text = text[:limit - 3] + "..."
     visible = "".join(repr(ch)[1:-1] if unicodedata.category(ch) in _INVISIBLE else ch for ch in text)
-    return _PUNCTUATION.sub(r"\\\1", visible)
+    unlinked = _AUTOLINK_START.sub(WORD_JOINER, visible)
+    return _PUNCTUATION.sub(r"\\\1", unlinked)
 
 
 def literal_lines(text: object, limit: int = 4 * MAX_SHOWN) -> str:
