@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import gc
 import platform
 import statistics
@@ -191,3 +192,45 @@ def _speedups(results: dict, method: str, others: tuple[str, ...], rate: str, pr
             for name in others}
 
 
+
+
+# --- the explorer's At-initialization view ---------------------------------------------------------
+
+def preview_models() -> dict[str, RunConfig]:
+    """What a learner can pick, from the default to the largest MLP, and the other architectures."""
+    from gradviz.presets import PRESETS
+
+    return {"mlp 6x128 (default)": RunConfig(), "mlp 10x256 sigmoid": PRESETS["seed-vanishing-sigmoid"].config,
+            "mlp 50x1024": RunConfig(depth=50, width=1024), "cnn (seed-fixed-resnet)": PRESETS["seed-fixed-resnet"].config,
+            "gru, 112 steps": PRESETS["rnn-gru"].config, "lstm, 28 steps": PRESETS["rnn-lstm"].config.replace(step_pixels=28)}
+
+
+def time_preview(config: RunConfig, x: np.ndarray, y: np.ndarray, repeats: int) -> dict:
+    """What the server does when a control changes to a model it has not seen: measure the new
+    model at initialization (a new seed each time, so nothing is cached) and build the view's two
+    charts down to their Vega-Lite JSON. Milliseconds, median over `repeats`."""
+    from gradviz.signal import measure
+    from gradviz.signal_charts import signal_charts
+
+    second_moment = float(np.mean(np.square(x, dtype=np.float64)))
+    probe_ms, total_ms = [], []
+    for i in range(repeats):
+        started = time.perf_counter()
+        probe = measure(config.replace(seed=10_000 + i), x, y)
+        probed = time.perf_counter()
+        for data, spec in signal_charts(probe.config, probe, second_moment):
+            json.dumps(spec), data.to_json()  # what a page is sent (Streamlit sends the data as Arrow)
+        probe_ms.append(1000 * (probed - started))
+        total_ms.append(1000 * (time.perf_counter() - started))
+    return {"median_ms": round(statistics.median(total_ms), 1), "probe_ms": round(statistics.median(probe_ms), 1),
+            "min_ms": round(min(total_ms), 1), "max_ms": round(max(total_ms), 1), "repeats": repeats}
+
+
+def run_preview_bench(x: np.ndarray, y: np.ndarray, repeats: int = 5) -> dict:
+    """Every preview model, after one warm-up probe (TensorFlow loaded, as on a running server)."""
+    from gradviz.signal import measure
+
+    measure(RunConfig(depth=2, width=16), x, y)
+    return {"preview": {name: time_preview(config, x, y, repeats) for name, config in preview_models().items()},
+            "probe_images": int(len(y)),
+            "machine": {"cpus": available_cores(), "platform": platform.platform(), "tensorflow": tf.__version__}}

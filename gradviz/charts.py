@@ -77,11 +77,15 @@ def binned_loss(result: RunResult, max_bins: int = MAX_STEP_BINS) -> pd.DataFram
     return frame.groupby("bin", as_index=False).agg(step=("step", "first"), loss=("loss", "mean"))
 
 
-def depth_profile(result: RunResult) -> pd.DataFrame:
-    """Median gradient norm per layer in the first and in the last epoch (finite values)."""
+def depth_profile(result: RunResult, at_init: list[float] | None = None) -> pd.DataFrame:
+    """Median gradient norm per layer in the first and in the last epoch (finite values), and the
+    init-time probe's gradient norms when given."""
     first = result.first_epoch_rows()
     last = result.step >= max(0, result.steps_done - result.steps_per_epoch)
     parts = []
+    if at_init is not None and len(at_init) == len(result.layers):
+        parts.append(pd.DataFrame({"layer": result.layers, "depth": np.arange(len(result.layers)),
+                                   "grad_norm": np.asarray(at_init, float), "when": "at initialization"}))
     for label, rows in (("first epoch", first), ("last epoch", last)):
         block = np.where(np.isfinite(result.grad_norm[rows]), result.grad_norm[rows], np.nan)
         with np.errstate(all="ignore"):
@@ -107,6 +111,15 @@ def layer_sort(result: RunResult) -> list[str]:
 def kernel_of(act_layer: str) -> str:
     """The kernel layer an activation layer follows (hidden_03_act -> hidden_03), for colours."""
     return act_layer.removesuffix(ACT_SUFFIX)
+
+
+def style_spec(large: bool = False) -> dict:
+    """styled()'s sizes for a Vega-Lite spec written as a dict: its `config` and `autosize`."""
+    labels, titles, title = FONT_SIZES[large]
+    return {"autosize": {"type": "fit-x", "contains": "padding"},
+            "config": {"axis": {"labelFontSize": labels, "titleFontSize": titles},
+                       "legend": {"labelFontSize": labels, "titleFontSize": titles, "labelLimit": 240},
+                       "title": {"fontSize": title, "anchor": "start"}}}
 
 
 def styled(chart: alt.TopLevelMixin, large: bool = False) -> alt.TopLevelMixin:
@@ -184,12 +197,14 @@ def grad_lines_chart(result: RunResult, height: int = 280) -> alt.Chart:
     return _with_rule(chart, result).properties(height=height, title="Gradient norm per layer")
 
 
-def depth_profile_chart(result: RunResult, height: int = 280) -> alt.Chart:
-    """Gradient norm across depth (input -> output), first vs last epoch, log y."""
-    chart = alt.Chart(depth_profile(result)).mark_line(point=True).encode(
+def depth_profile_chart(result: RunResult, height: int = 280, at_init: list[float] | None = None) -> alt.Chart:
+    """Gradient norm across depth (input -> output): at initialization (the probe), first vs last
+    epoch, log y."""
+    chart = alt.Chart(depth_profile(result, at_init)).mark_line(point=True).encode(
         x=alt.X("layer:N", sort=layer_sort(result), title="layer (input -> output)"),
         y=alt.Y("grad_norm:Q", title="median gradient norm", scale=alt.Scale(type="log")),
-        color=alt.Color("when:N", title=None, scale=alt.Scale(range=["#9aa5b1", "#1f6feb"])),
+        color=alt.Color("when:N", title=None, scale=alt.Scale(domain=["at initialization", "first epoch", "last epoch"],
+                                                               range=["#e8590c", "#9aa5b1", "#1f6feb"])),
         tooltip=["layer:N", "when:N", alt.Tooltip("grad_norm:Q", format=".2e")])
     return chart.properties(height=height, title="Gradient norm across depth")
 

@@ -1,4 +1,4 @@
-"""python -m gradviz presets | run | bench | precompute | prefetch: the command-line contract of DESIGN.md."""
+"""python -m gradviz presets | run | probe | bench | precompute | prefetch: the command-line contract of DESIGN.md."""
 
 from __future__ import annotations
 
@@ -107,7 +107,46 @@ def format_report(report: dict, config: RunConfig) -> str:
     return "\n".join(lines)
 
 
+def cmd_probe(args) -> int:
+    """Measure the untrained model at initialization beside the mean-field prediction; no training."""
+    config, _ = resolve_config(args.preset, args.set)
+    from gradviz.data import load_files
+
+    load_files(args.data_dir)  # missing data fails here, with the message, before TensorFlow loads
+    from gradviz.signal import probe
+
+    report = probe(config, args.data_dir).to_json()
+    if args.json:
+        print(json.dumps(report))
+        return EXIT_OK
+    print(format_probe(report))
+    return EXIT_OK
+
+
+def format_probe(report: dict) -> str:
+    """The probe as a table a learner can read: measured per layer, and the theory's line."""
+    predicted = report["predicted"]
+    relative = predicted["grad_norm_relative"] if predicted else [None] * len(report["layers"])
+    per_example = report["grad_norm_per_example"] or [None] * len(report["layers"])
+    fmt = lambda v: "-" if v is None else f"{v:.3g}"  # noqa: E731
+    lines = [f"{'layer':<18} {'preact rms':>10} {'forward rms':>11} {'grad norm':>10} {'per example':>11} "
+             f"{'predicted (rel.)':>16}"]
+    for i, name in enumerate(report["layers"]):
+        lines.append(f"{name:<18} {fmt(report['preact_rms'][i]):>10} {fmt(report['forward_rms'][i]):>11} "
+                     f"{fmt(report['grad_norm'][i]):>10} {fmt(per_example[i]):>11} {fmt(relative[i]):>16}")
+    ratio = fmt(report["ratio_first_last"])
+    lines.append(f"first/last gradient ratio: measured {ratio}"
+                 + (f", predicted {fmt(predicted['ratio_first_last'])} (per example: measured "
+                    f"{fmt(report['ratio_first_last_per_example'])})" if predicted else ""))
+    lines.append(report["law"])
+    lines.append(f"measured on {report['data'].get('probe_size')} {report['data'].get('split')} images in "
+                 f"{report['seconds'] * 1000:.0f} ms")
+    return "\n".join(lines)
+
+
 def cmd_bench(args) -> int:
+    if args.preview:
+        return _bench_preview(args)
     config, _ = resolve_config(args.preset, args.set)
     dataset = _load(config, args.data_dir)
     from gradviz.bench import FIRST_RUNS, RERUNS, run_bench
@@ -128,6 +167,24 @@ def cmd_bench(args) -> int:
             ("rerun_", "gradviz_rerun (traced graphs reused) against the reruns, end to end", RERUNS),
             ("rerun_steady_", "gradviz_rerun against the reruns, steady state", RERUNS)):
         print(f"{label}: " + "  ".join(f"speedup_vs_{name} {report[f'{prefix}speedup_vs_{name}']}" for name in others))
+    return EXIT_OK
+
+
+def _bench_preview(args) -> int:
+    """The At-initialization view's latency per control change, for each kind of model."""
+    from gradviz.data import PROBE_IMAGES, probe_batch
+
+    x, y, _ = probe_batch(PROBE_IMAGES, args.data_dir)
+    from gradviz.bench import run_preview_bench
+
+    report = run_preview_bench(x, y, repeats=args.repeats)
+    if args.json:
+        print(json.dumps(report))
+        return EXIT_OK
+    print(f"At-initialization view, a model not seen before: probe + both charts (median of {args.repeats})")
+    for name, row in report["preview"].items():
+        print(f"{name:<26} {row['median_ms']:>8.1f} ms   (probe {row['probe_ms']:.1f} ms; "
+              f"{row['min_ms']:.1f}-{row['max_ms']:.1f} ms)")
     return EXIT_OK
 
 
@@ -208,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("presets", help="list preset names").set_defaults(func=cmd_presets)
     for name, func, default_preset, help_text in (
         ("run", cmd_run, None, "train one config and print a summary"),
+        ("probe", cmd_probe, None, "measure the untrained model's signals at initialization, beside the theory"),
         ("bench", cmd_bench, "seed-vanishing-sigmoid", "compare throughput with model.fit and the seed recipe"),
     ):
         p = sub.add_parser(name, help=help_text)
@@ -218,9 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         if name == "run":
             p.add_argument("--save", metavar="PATH", help="also save the RunResult as PATH.npz + PATH.json")
-        else:
+        elif name == "bench":
             p.add_argument("--repeats", type=int, default=5, choices=range(1, 11), metavar="N",
                            help="timed runs per method, median reported (1-10, default 5)")
+            p.add_argument("--preview", action="store_true",
+                           help="time the explorer's At-initialization view per control change instead")
         p.set_defaults(func=func)
     for name, func, help_text in (
         ("precompute", cmd_precompute, "train presets (and a grid) once; the app shows them without training"),

@@ -12,10 +12,10 @@ from typing import Any, Mapping
 ARCHITECTURES = ("mlp", "cnn", "rnn", "lstm", "gru")
 RECURRENT = ("rnn", "lstm", "gru")  # one recurrent layer over the image read as a sequence
 RECURRENT_INITIALIZERS = ("orthogonal", "glorot_uniform", "random_normal")
-ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "linear")
+ACTIVATIONS = ("sigmoid", "tanh", "softsign", "relu", "leaky_relu", "elu", "selu", "gelu", "linear")
 INITIALIZERS = (
     "glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal",
-    "random_normal", "random_uniform", "zeros",
+    "random_normal", "random_uniform", "orthogonal", "zeros",
 )
 # Only these initializers read init_std; for the others it is ignored (and left out of cache keys).
 SCALED_INITIALIZERS = ("random_normal", "random_uniform")
@@ -63,6 +63,7 @@ RULES: dict[str, _Rule] = {
     "activation": _Rule("choice", choices=ACTIVATIONS),
     "initializer": _Rule("choice", choices=INITIALIZERS),
     "init_std": _Rule("log", 1e-4, 10.0, help="std of random_normal / random_uniform"),
+    "init_gain": _Rule("log", 0.01, 10.0, help="gain of the orthogonal initializer (1 keeps every direction's length)"),
     "batch_norm": _Rule("bool"),
     "residual": _Rule("bool"),
     "optimizer": _Rule("choice", choices=OPTIMIZERS),
@@ -123,6 +124,7 @@ class RunConfig:
     activation: str = "relu"
     initializer: str = "he_normal"
     init_std: float = 0.05
+    init_gain: float = 1.0
     batch_norm: bool = False
     residual: bool = False
     optimizer: str = "adam"
@@ -208,6 +210,7 @@ class RunConfig:
     def unused_fields(self) -> set[str]:
         """Fields this config's architecture does not read (left out of cache keys, greyed in the UI)."""
         unused = set() if self.initializer in SCALED_INITIALIZERS else {"init_std"}
+        unused |= set() if self.initializer == "orthogonal" else {"init_gain"}
         if self.architecture in RECURRENT:
             unused |= {"depth", "batch_norm", "residual"}
             unused |= {"activation"} if self.architecture != "rnn" else set()

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 VAL_SIZE = 2000
+PROBE_IMAGES = 64  # the init-time probe's batch: the first validation images (gradviz.signal)
 # The held-out validation set and the training pool come from one fixed shuffle, independent of
 # the run's seed, so that every config is scored on the same examples.
 SPLIT_SEED = 20261124
@@ -64,6 +65,8 @@ class Dataset:
             "train_size": int(len(self.y_train)),
             "val_size": int(len(self.y_val)),
             "description": self.description,
+            # E[x_i^2] over the training pixels: the input's scale, which mean-field theory starts from.
+            "pixel_second_moment": float(np.mean(np.square(self.x_train[:1000], dtype=np.float64))),
         }
 
 
@@ -204,8 +207,20 @@ def _scale(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / 255.0).reshape(-1, 28, 28)
 
 
-def make_dataset(files: MnistFiles, train_size: int) -> Dataset:
-    """Deterministic train/validation arrays from whatever splits `files` holds."""
+@dataclass(frozen=True)
+class _Split:
+    """Where a run's examples come from: the training pool in a fixed order, and the held-out
+    validation examples (the same for every run, whatever its seed or size)."""
+
+    pool: tuple[np.ndarray, np.ndarray]
+    pool_order: np.ndarray
+    val: tuple[np.ndarray, np.ndarray]
+    val_idx: np.ndarray
+    split: str
+    val_split: str
+
+
+def _split(files: MnistFiles) -> _Split:
     rng = np.random.default_rng(SPLIT_SEED)
     split = "train" if files.train is not None else "test"
     pool = files.train if files.train is not None else files.test
@@ -213,20 +228,34 @@ def make_dataset(files: MnistFiles, train_size: int) -> Dataset:
         raise DataUnavailable(f"{files.source} holds no MNIST split.")
     pool_order = rng.permutation(len(pool[1]))
     if files.train is not None and files.test is not None:
-        val, val_idx, val_split = files.test, rng.permutation(len(files.test[1]))[:VAL_SIZE], "test"
-    else:  # one split only: hold out part of it, disjoint from training
-        val, val_idx, pool_order, val_split = pool, pool_order[:VAL_SIZE], pool_order[VAL_SIZE:], split
-    take = pool_order[:train_size]
+        return _Split(pool, pool_order, files.test, rng.permutation(len(files.test[1]))[:VAL_SIZE], split, "test")
+    # one split only: hold out part of it, disjoint from training
+    return _Split(pool, pool_order[VAL_SIZE:], pool, pool_order[:VAL_SIZE], split, split)
+
+
+def make_dataset(files: MnistFiles, train_size: int) -> Dataset:
+    """Deterministic train/validation arrays from whatever splits `files` holds."""
+    s = _split(files)
+    take = s.pool_order[:train_size]
     return Dataset(
-        x_train=_scale(pool[0][take]),
-        y_train=pool[1][take].astype(np.int32),
-        x_val=_scale(val[0][val_idx]),
-        y_val=val[1][val_idx].astype(np.int32),
+        x_train=_scale(s.pool[0][take]),
+        y_train=s.pool[1][take].astype(np.int32),
+        x_val=_scale(s.val[0][s.val_idx]),
+        y_val=s.val[1][s.val_idx].astype(np.int32),
         source=files.source,
-        split=split,
-        val_split=val_split,
+        split=s.split,
+        val_split=s.val_split,
         requested_train_size=train_size,
     )
+
+
+def probe_batch(size: int, data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The first `size` validation images and labels (the ones a run's activation probe starts
+    with), without building a run's training arrays, and where they came from."""
+    files = load_files(data_dir)
+    s = _split(files)
+    idx = s.val_idx[:size]
+    return _scale(s.val[0][idx]), s.val[1][idx].astype(np.int32), {"source": files.source, "split": s.val_split}
 
 
 def load_dataset(train_size: int, data_dir: str | os.PathLike | None = None) -> Dataset:

@@ -27,6 +27,8 @@ def make_initializer(config: RunConfig, index: int) -> keras.initializers.Initia
     if name == "random_uniform":  # same std as random_normal: U(-a, a) has std a / sqrt(3)
         limit = std * math.sqrt(3.0)
         return keras.initializers.RandomUniform(-limit, limit, seed=seed)
+    if name == "orthogonal":
+        return keras.initializers.Orthogonal(gain=config.init_gain, seed=seed)
     return keras.initializers.get({"class_name": name, "config": {"seed": seed}})
 
 

@@ -15,6 +15,11 @@ DEEP_LINEAR = BASE.replace(depth=20, width=256, activation="linear", initializer
 LINEAR_SGD = DEEP_LINEAR.replace(initializer="random_normal", init_std=0.08, optimizer="sgd", learning_rate=0.01)
 # Sequential MNIST: 112 chunks of 7 pixels; 4k images x 2 epochs keeps each run to a few seconds.
 SEQUENCE = BASE.replace(architecture="rnn", activation="tanh", width=64, step_pixels=7, train_size=4000, epochs=2)
+# The literature's initialization experiments, on MNIST with plain SGD as in the papers.
+HE_2015 = BASE.replace(depth=30, width=256, activation="relu", initializer="glorot_uniform", optimizer="sgd",
+                       learning_rate=0.01)
+GLOROT_BENGIO_2010 = BASE.replace(depth=10, width=256, activation="tanh", initializer="random_uniform",
+                                  init_std=0.036, optimizer="sgd", learning_rate=0.01)  # U[-1/16, 1/16]: std 1/sqrt(3*256)
 RELU_RNN = SEQUENCE.replace(activation="relu", step_pixels=28, recurrent_initializer="random_normal",
                             recurrent_std=0.3, optimizer="sgd", learning_rate=0.01)
 
@@ -68,6 +73,22 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            BASE.replace(depth=10, width=256, activation="tanh", initializer="random_normal", init_std=1.0),
            "Weights with sd 1 over 256 inputs push tanh far into its flat tails, where its slope is ~0.",
            "saturation"),
+    Preset("he2015-relu-glorot", "He et al. 2015: 30 ReLU layers, Glorot init, SGD - the signal fades, nothing learns",
+           HE_2015,
+           "With Glorot's initialization each ReLU layer halves the signal's variance (χ = 1/2), so 30 layers "
+           "leave almost none of it and the network does not learn.", "signal_collapse"),
+    Preset("he2015-relu-he", "The same 30 ReLU layers with He init (σ_w² = 2) - trains",
+           HE_2015.replace(initializer="he_normal"),
+           "He initialization doubles the weight variance, puts χ at 1 and keeps the signal's size through all 30 "
+           "layers, so the same network trains.", "healthy"),
+    Preset("glorot-bengio-tanh-standard", "Glorot & Bengio 2010: 10 tanh layers, U[-1/√n, 1/√n] init, SGD - the signal fades",
+           GLOROT_BENGIO_2010,
+           "The 'standard' uniform initialization gives σ_w² = 1/3: a tanh network's activations and gradients "
+           "shrink layer by layer, and learning stalls.", "signal_collapse"),
+    Preset("glorot-bengio-tanh-glorot", "The same 10 tanh layers with Glorot's normalized init - trains",
+           GLOROT_BENGIO_2010.replace(initializer="glorot_uniform"),
+           "Glorot's normalized initialization keeps σ_w² ≈ 1, so the signal keeps its size through the tanh layers "
+           "and the network trains.", "healthy"),
     Preset("dead-relu", "ReLU with a too-large Adam step (lr 0.05) - dead units",
            BASE.replace(depth=6, width=128, activation="relu", initializer="he_normal", learning_rate=0.05),
            "A too-large step pushes ReLU units' inputs negative for every image; they output 0 and stop learning.",

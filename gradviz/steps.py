@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import threading
@@ -10,20 +9,11 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 import keras
-import tensorflow as tf
 
 from gradviz.config import RunConfig
 from gradviz.models import activation_layers, model_inputs, submodel, tracked_kernels
 from gradviz.optim import apply_update
-
-# Each graph shape is traced once per process and a new shape is a new trace, on purpose;
-# TensorFlow's "excessive retracing" warning would fire when a learner tries many shapes.
-tf.get_logger().setLevel(logging.ERROR)
-# Grappler's graph optimisation runs once per compiled function and, on the models gradviz builds,
-# cost more than it returned: measured on 2 CPU cores, the first call of the 10x256 training chunk
-# took 0.18 s with it and 0.06 s without, at the same steps/s (CNN runs were faster without it).
-# Runs here are a few hundred steps, so that one-off cost is a visible share of a first run.
-tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+from gradviz.tf_setup import tf
 
 FIXED_ROWS = 4  # per-step record: loss, correct count, global norm pre, global norm post
 MIN_TOWER_ROWS, TOWER_WIDTHS = 64, (128, 256)  # where splitting a batch in two paid (see tower_sizes)
@@ -34,7 +24,7 @@ GRAPH_CACHE_SIZE = 4
 # Fields whose value reaches the graphs only as an argument (learning rate, clip threshold) or
 # as the variables' starting values (seed, initializer): runs that differ only in these share
 # one trace. Every other field, including any added later, is part of the graphs' key.
-VALUE_FIELDS = ("learning_rate", "seed", "epochs", "train_size", "initializer", "init_std",
+VALUE_FIELDS = ("learning_rate", "seed", "epochs", "train_size", "initializer", "init_std", "init_gain",
                 "recurrent_initializer", "recurrent_std")
 PIXELS = tf.TensorSpec([None, 28, 28], tf.float32)
 LABELS = INDICES = tf.TensorSpec([None], tf.int32)

@@ -29,7 +29,7 @@ CHUNK_SECONDS = 0.4  # aim for a progress callback this often, so a UI can strea
 MIN_CHUNK, MAX_CHUNK = 4, 512
 FIRST_CHUNK = 8  # small, so the first numbers appear soon after tracing
 # Activation histograms use fixed ranges so runs can be compared; values outside land in the edge bins.
-ACT_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, 4.0)}
+ACT_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0), "relu": (0.0, 4.0)}
 DEFAULT_ACT_RANGE = (-4.0, 4.0)
 SATURATION = {"sigmoid": 0.02, "tanh": 0.02}  # within this of the asymptote: derivative ~< 0.04
 STEP_LOG_CAPACITY = DEFAULT_CAPACITY  # rows kept per run, however long it trains

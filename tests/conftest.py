@@ -57,3 +57,20 @@ def real_data_or_skip():
             pytest.skip(f"real MNIST not available here: {error}")
 
     return load
+
+
+_TRAINED: dict = {}
+
+
+@pytest.fixture(scope="session")
+def trained(real_data_or_skip):
+    """train(config) on real MNIST, once per config per test session (several tests read the same runs)."""
+    from gradviz.train import train
+
+    def run(config):
+        key = config.cache_key()
+        if key not in _TRAINED:
+            _TRAINED[key] = train(config, real_data_or_skip(config.train_size))
+        return _TRAINED[key]
+
+    return run

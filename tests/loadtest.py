@@ -54,7 +54,7 @@ async def ws_session(url: str, link: str, timeout: float) -> dict:
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
     from websockets.asyncio.client import connect
 
-    started, queued = time.monotonic(), False
+    started, queued, first_chart = time.monotonic(), False, None
     try:
         async with connect(url.replace("http", "ws", 1) + "/_stcore/stream", subprotocols=["streamlit"],
                            max_size=None, open_timeout=timeout) as socket:
@@ -65,15 +65,23 @@ async def ws_session(url: str, link: str, timeout: float) -> dict:
                 raw = await asyncio.wait_for(socket.recv(), left)
                 queued = queued or b"Queued:" in raw
                 if DONE.search(raw.decode("utf-8", "replace")):
-                    return {"ok": True, "seconds": time.monotonic() - started, "queued": queued}
+                    return {"ok": True, "seconds": time.monotonic() - started, "queued": queued,
+                            "first_chart_seconds": first_chart}
                 message = ForwardMsg()
                 message.ParseFromString(raw)
+                if first_chart is None and _is_chart(message):  # the first thing worth looking at
+                    first_chart = time.monotonic() - started
                 failure = next((marker for marker in FAILURES if marker.encode() in raw), None)
                 if failure or _is_exception(message):
                     return {"ok": False, "why": f"error on the page: {failure or 'exception'}", "queued": queued}
     except Exception as error:  # noqa: BLE001 - a failed session is a figure, not a crash
         return {"ok": False, "why": f"{type(error).__name__}: {error}"[:200], "queued": queued}
     return {"ok": False, "why": f"no result after {timeout:.0f} s", "queued": queued}
+
+
+def _is_chart(message) -> bool:
+    return (message.WhichOneof("type") == "delta" and message.delta.WhichOneof("type") == "new_element"
+            and message.delta.new_element.WhichOneof("type") == "vega_lite_chart")
 
 
 def _is_exception(message) -> bool:
@@ -181,7 +189,8 @@ def run(sessions: int, timeout: float, in_flight: bool = True, warm: bool = True
         "max_seconds": _round(max(times) if times else None),
         "seconds_each": sorted(_round(t) for t in times),
         "wall_seconds": round(wall, 1),
-        "first_visit": None if first is None else {"ok": first["ok"], "seconds": _round(first.get("seconds"))},
+        "first_visit": None if first is None else {"ok": first["ok"], "seconds": _round(first.get("seconds")),
+                                                   "first_chart_seconds": _round(first.get("first_chart_seconds"))},
         "server_rss_idle_mb": round(idle_kb / 1024),
         "server_rss_after_first_visit_mb": round(warm_kb / 1024),
         "server_rss_peak_during_sessions_mb": round(sessions_peak_kb / 1024),

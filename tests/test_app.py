@@ -49,6 +49,11 @@ def leaves(spec: dict) -> list[dict]:
     return [spec]
 
 
+def headline_text(at: AppTest) -> str:
+    """The explorer's headline ("### Vanishing - validation accuracy ..."), after the init-time law."""
+    return next((m.value for m in at.markdown if m.value.startswith("###")), "")
+
+
 def heatmap(at: AppTest) -> tuple[dict, list[int]]:
     return next(v for k, v in charts(at).items() if str(k).startswith("Gradient norm per layer and step"))
 
@@ -56,8 +61,9 @@ def heatmap(at: AppTest) -> tuple[dict, list[int]]:
 def test_first_visit_shows_the_deep_sigmoid_story():
     at = open_app()
     no_exception(at)
-    assert at.markdown[0].value.startswith("### Vanishing")
-    assert "seed-vanishing-sigmoid" in at.caption[1].value and "heatmap" in at.caption[1].value
+    assert headline_text(at).startswith("### Vanishing")
+    claim = next(c.value for c in at.caption if "seed-vanishing-sigmoid" in c.value)
+    assert "heatmap" in claim
     assert at.query_params["preset"] == "seed-vanishing-sigmoid"
     assert any("test split" in c.value for c in at.caption)  # the data in use is named
     spec, rows = heatmap(at)
@@ -71,7 +77,7 @@ def test_first_visit_shows_the_deep_sigmoid_story():
 def test_small_preset_run_yields_charts_and_findings():
     at = open_app({"preset": "exploding-linear", **SMALL})
     no_exception(at)
-    assert at.markdown[0].value.startswith("### Diverged")
+    assert headline_text(at).startswith("### Diverged")
     found = charts(at)
     spec, rows = heatmap(at)
     marks = [layer.get("mark", {}).get("type") if isinstance(layer.get("mark"), dict) else layer.get("mark")
@@ -100,7 +106,7 @@ def test_apply_fix_changes_the_controls_and_reruns():
     assert at.selectbox(key="cfg_initializer").value == "he_normal"
     linked = parse_query(at.query_params)[0].config  # the link reproduces the fixed config
     assert (linked.activation, linked.initializer, linked.depth) == ("relu", "he_normal", 10)
-    assert at.markdown[0].value.startswith("### Healthy")
+    assert headline_text(at).startswith("### Healthy")
     assert COORDINATOR.trainings_started == before + 1
 
 
@@ -208,7 +214,7 @@ def test_export_panel(chart_name):
     codes = [c.value for c in at.code]
     link = codes[0]
     assert link.startswith("?") and "optimizer=sgd" in link and "train_size=1024" in link
-    snippet = next(c for c in codes if c.startswith("import itertools"))
+    snippet = next(c for c in codes if c.startswith("import keras"))
     assert "keras.optimizers.SGD(learning_rate=0.01)" in snippet
     key = RunConfig.from_strings(SMALL, base=PRESETS["exploding-linear"].config).cache_key()
     result = COORDINATOR.cache.get(key)
@@ -265,7 +271,46 @@ def test_a_full_queue_turns_a_newcomer_away_with_the_closest_run_it_has(monkeypa
         offer.click().run()
         no_exception(at)
         assert at.select_slider(key="cfg_learning_rate").value == 0.001
-        assert at.markdown[0].value.startswith("###") and heatmap(at)[1][0] == 3 * 8
+        assert headline_text(at).startswith("###") and heatmap(at)[1][0] == 3 * 8
         assert COORDINATOR.trainings_started == before  # nothing trained: it was there
     finally:
         holder.done()
+
+
+def series_values(spec_rows_at, title: str, series: str) -> list[float]:
+    """The values a chart draws for one series, read back from its inline data."""
+    element = next(e for e in spec_rows_at.get("vega_lite_chart") if json.loads(e.proto.spec).get("title") == title)
+    raw = [d.data.data for d in element.proto.datasets] + ([element.proto.data.data] if element.proto.HasField("data") else [])
+    tables = [pa.ipc.open_stream(r).read_all().to_pandas() for r in raw]
+    frame = next(t for t in tables if "series" in t and series in set(t.series))
+    return frame[frame.series == series].sort_values("depth").value.tolist()
+
+
+def test_the_init_view_redraws_on_a_control_change_without_training():
+    """Moving a control redraws the At-initialization view for the new model at once: measured
+    values that are the probe's, the theory's line beside them, and no training started."""
+    from gradviz import signal
+
+    at = open_app({"depth": "3", "width": "32", "activation": "tanh", "initializer": "glorot_uniform", **SMALL})
+    no_exception(at)
+    before = COORDINATOR.trainings_started
+    at.slider(key="cfg_depth").set_value(7).run()
+    no_exception(at)
+    assert COORDINATOR.trainings_started == before  # no Run pressed: nothing trained
+    config = parse_query(at.query_params)[0].config
+    assert config.depth == 7
+    probe = signal.probe(config)
+    forward = series_values(at, "Forward: the signal through depth", "pre-activation RMS (measured)")
+    assert forward == pytest.approx(probe.preact_rms)
+    backward = series_values(at, "Backward: each kernel's gradient", "batch gradient (measured)")
+    assert backward == pytest.approx(probe.grad_norm) and len(backward) == 8
+    theory_line = series_values(at, "Forward: the signal through depth", "theory: √q")
+    assert theory_line == pytest.approx([q ** 0.5 for q in probe.prediction.preact_var])
+    assert any(probe.law == m.value for m in at.markdown)
+    at.toggle(key="cfg_batch_norm").set_value(True).run()  # outside the theory: no line, and the law says why
+    no_exception(at)
+    assert "batch norm" in " ".join(m.value for m in at.markdown)
+    assert len(series_values(at, "Forward: the signal through depth", "pre-activation RMS (measured)")) == 8
+    with pytest.raises(StopIteration):
+        series_values(at, "Forward: the signal through depth", "theory: √q")
+    assert COORDINATOR.trainings_started == before

@@ -21,7 +21,8 @@ from conftest import ROOT
 TINY = ["--set", "depth=2", "--set", "width=16", "--set", "train_size=512", "--set", "epochs=1"]
 JSON_KEYS = {"config", "data", "final", "diverged_at_step", "first_bad_layer", "grad_norm_ratio_first_last",
              "diagnosis", "timing"}
-KINDS = {"vanishing", "exploding", "diverged", "dead_units", "saturation", "healthy"}
+KINDS = {"vanishing", "exploding", "diverged", "dead_units", "saturation", "healthy", "symmetric_init",
+         "signal_collapse", "signal_blowup", "not_learning"}
 
 
 def gradviz(*args, timeout=300):
@@ -54,6 +55,9 @@ def test_presets_lists_every_name_with_a_line():
     (["run", "--frobnicate"], "unrecognized arguments: --frobnicate"),
     (["explode"], "invalid choice"),
     (["bench", "--set", "epochs=-1"], "epochs='-1' is not valid"),
+    (["probe", "--set", "init_std=0", "--set", "initializer=random_normal"], "init_std='0' is not valid"),
+    (["probe", "--set", "activation=swish"], "activation='swish' is not valid"),
+    (["probe", "--set", "init_gain=-1"], "init_gain='-1' is not valid"),
 ])
 def test_bad_input_exits_2_with_a_message_and_no_traceback(args, needle):
     done = gradviz(*args, timeout=120)
@@ -75,6 +79,42 @@ def test_run_json_shape(capsys):
         assert set(finding) == {"kind", "severity", "message", "evidence", "fix"}
         assert finding["kind"] in KINDS and finding["severity"] in ("critical", "warning", "info")
     assert report["timing"]["steps"] == 4 and report["timing"]["steps_per_second"] > 0
+
+
+PROBE_KEYS = {"config", "layers", "preact_rms", "forward_rms", "grad_norm", "ratio_first_last", "predicted", "law",
+              "seconds"}
+
+
+def probe_json(capsys, *args) -> dict:
+    assert cli.main(["probe", *args, "--json"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    return json.loads(out)
+
+
+def test_probe_json_contract(capsys, real_data_or_skip):
+    real_data_or_skip(100)
+    report = probe_json(capsys, "--preset", "seed-vanishing-sigmoid")
+    assert PROBE_KEYS <= set(report)
+    assert report["layers"] == [f"hidden_{i:02d}" for i in range(1, 11)] + ["output"]
+    for key in ("preact_rms", "forward_rms", "grad_norm"):
+        assert len(report[key]) == 11 and all(isinstance(v, float) for v in report[key])
+    assert report["ratio_first_last"] == pytest.approx(report["grad_norm"][0] / report["grad_norm"][-1])
+    predicted = report["predicted"]
+    assert len(predicted["preact_var"]) == 11 and isinstance(predicted["grad_factor_per_layer"], float)
+    assert predicted["grad_factor_per_layer"] < 0.3 and predicted["ratio_first_last"] < 1e-5  # sigmoid: <= 1/4
+    assert report["ratio_first_last"] == pytest.approx(predicted["ratio_first_last"], rel=0.5)
+    assert "χ" in report["law"] and report["seconds"] > 0
+    cnn = probe_json(capsys, "--preset", "seed-fixed-resnet")
+    assert cnn["predicted"] is None and "convolutions" in cnn["law"]  # the theory says where it stops
+    assert len(cnn["grad_norm"]) == len(cnn["layers"])
+
+
+def test_probe_human_output(capsys, real_data_or_skip):
+    real_data_or_skip(100)
+    assert cli.main(["probe", "--preset", "he2015-relu-glorot"]) == 0
+    out = capsys.readouterr().out
+    assert "hidden_30" in out and "both fade" in out and "first/last gradient ratio: measured" in out
 
 
 def test_run_save_and_human_output(capsys, tmp_path):

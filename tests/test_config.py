@@ -10,10 +10,11 @@ GOOD = {
     "architecture": ["mlp", "cnn", "rnn", "lstm", "gru"],
     "depth": ["1", "50"],
     "width": ["8", "1024"],
-    "activation": ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "linear"],
+    "activation": ["sigmoid", "tanh", "softsign", "relu", "leaky_relu", "elu", "selu", "gelu", "linear"],
     "initializer": ["glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal",
-                    "random_normal", "random_uniform", "zeros"],
+                    "random_normal", "random_uniform", "orthogonal", "zeros"],
     "init_std": ["0.0001", "10"],
+    "init_gain": ["0.01", "1.2", "10"],
     "batch_norm": ["true", "false"],
     "residual": ["true", "false"],
     "optimizer": ["sgd", "momentum", "adam", "rmsprop"],
@@ -34,8 +35,9 @@ BAD = {
     "depth": ["0", "51", "2.5", "abc", "nan", "inf"],
     "width": ["7", "1025", "-8"],
     "activation": ["swish", "relu6"],
-    "initializer": ["orthogonal", "ones"],
+    "initializer": ["identity", "ones"],
     "init_std": ["0", "1e-5", "11", "-1", "nan"],
+    "init_gain": ["0", "-1", "11", "inf"],
     "batch_norm": ["maybe", "2"],
     "residual": ["yes please"],
     "optimizer": ["adamw", "lbfgs"],
@@ -150,6 +152,9 @@ def test_cache_key_covers_result_fields_only():
     assert base.cache_key() == base.replace(init_std=3.0).cache_key()  # he_normal ignores init_std
     scaled = RunConfig(initializer="random_normal")
     assert scaled.cache_key() != scaled.replace(init_std=3.0).cache_key()
+    assert base.cache_key() == base.replace(init_gain=3.0).cache_key()  # only orthogonal reads its gain
+    orthogonal = base.replace(initializer="orthogonal")
+    assert orthogonal.cache_key() != orthogonal.replace(init_gain=3.0).cache_key()
     base = scaled.replace(train_size=60000)
     for field, texts in GOOD.items():
         other = RunConfig.from_strings({field: texts[-1]}, base=base)

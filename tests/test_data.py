@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gradviz import data
-from gradviz.data import VAL_SIZE, DataUnavailable, MnistFiles, locate, make_dataset, read_idx
+from gradviz.data import VAL_SIZE, DataUnavailable, MnistFiles, locate, make_dataset, probe_batch, read_idx
 
 from conftest import ROOT
 
@@ -79,9 +79,14 @@ def test_npz_with_both_splits_trains_on_train(tmp_path):
     dataset = make_dataset(locate(tmp_path), train_size=3000)
     assert dataset.split == "train" and dataset.val_split == "test"
     assert len(dataset.y_train) == 3000  # the whole train split: validation comes from test
-    assert dataset.info() | {"description": ""} == {
+    info = dataset.info()
+    assert info | {"description": "", "pixel_second_moment": 0} == {
         "source": str(tmp_path / "mnist.npz"), "split": "train", "train_size": 3000,
-        "val_size": VAL_SIZE, "description": ""}
+        "val_size": VAL_SIZE, "description": "", "pixel_second_moment": 0}
+    assert info["pixel_second_moment"] == pytest.approx(np.mean(dataset.x_train[:1000].astype(np.float64) ** 2))
+    x, y, where = probe_batch(64, tmp_path)  # the probe's batch: the first validation images, from test
+    assert np.array_equal(x, dataset.x_val[:64]) and np.array_equal(y, dataset.y_val[:64])
+    assert where == {"source": str(tmp_path / "mnist.npz"), "split": "test"}
 
 
 def test_env_var_is_read(tmp_path, monkeypatch):

@@ -89,4 +89,4 @@ def test_after_prefetch_the_app_works_with_the_network_off(tmp_path, real_data_o
     assert page["exceptions"] == []
     assert [e for e in page["errors"] if "diverged" not in e] == []  # the finding, and no data error
     assert page["trainings"] == 0  # shown from the store, not trained
-    assert page["charts"] >= 2 and page["headings"][0].startswith("### Diverged")
+    assert page["charts"] >= 2 and any(h.startswith("### Diverged") for h in page["headings"])

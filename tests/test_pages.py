@@ -1,9 +1,11 @@
 """Compare, Seed experiments and Guide pages under AppTest, entered from app.py as a user would."""
 
 import re
+import urllib.parse
 
 from streamlit.testing.v1 import AppTest
 
+from gradviz.compare import VARIANT_KEYS
 from gradviz.config import RULES, RunConfig
 from gradviz.diagnose import diagnose
 from gradviz.presets import PRESETS, verdict
@@ -11,7 +13,7 @@ from gradviz.runs import COORDINATOR
 from gradviz.urlstate import parse_query
 
 from conftest import ROOT, displayed
-from test_app import charts, leaves, no_exception
+from test_app import headline_text, charts, leaves, no_exception
 
 SMALL = {"train_size": "1024", "epochs": "1"}
 
@@ -77,23 +79,26 @@ def test_guide_links_open_the_explorer_with_the_intended_params():
     at = open_page("pages/guide.py", {})
     no_exception(at)
     links = at.get("page_link")
-    assert len(links) >= 10
+    assert len(links) >= 14
     recurrent = [link for link in links if "time" in link.proto.label]
     assert len(recurrent) == 2 and all(link.proto.query_string == "step_pixels=7" for link in recurrent)
-    links = [link for link in links if link not in recurrent]
+    compare = [link for link in links if "(Compare)" in link.proto.label]
+    assert len(compare) == 1 and "b=initializer%3Dorthogonal" in compare[0].proto.query_string
+    links = [link for link in links if link not in recurrent + compare]
     assert len({link.proto.page_script_hash for link in links}) == 1  # the rest open the explorer
     intended = {"Open: 10 sigmoid layers (vanishing)": "seed-vanishing-sigmoid",
                 "Open: ReLU + He instead of sigmoid": "vanishing-fixed-relu-he",
                 "Open: 10 sigmoid layers + batch norm": "vanishing-fixed-batchnorm",
-                "Open: the exploding SGD network with clipnorm = 1": "exploding-linear-clipped"}
+                "Open: the exploding SGD network with clipnorm = 1": "exploding-linear-clipped",
+                "Open: He et al. 2015 - 30 ReLU layers with Glorot init": "he2015-relu-glorot"}
     by_label = {link.proto.label: link.proto.query_string for link in links}
     for label, preset in intended.items():
         assert by_label[label] == f"preset={preset}"
-    for query in by_label.values():  # every link is a valid link: no warnings when opened
-        params = dict(pair.split("=") for pair in query.split("&"))
-        state, messages = parse_query(params)
-        assert not messages and (state.preset in PRESETS or state.config.depth == 20)
-    assert len(at.get("latex")) >= 6
+    for link in links + compare:  # every link is a valid link: no warnings when opened
+        params = dict(pair.split("=", 1) for pair in urllib.parse.unquote(link.proto.query_string).split("&"))
+        state, messages = parse_query(params, page_keys=VARIANT_KEYS)
+        assert not messages and (state.preset in PRESETS or state.config.depth in (20, 40))
+    assert len(at.get("latex")) >= 8
 
 
 def test_following_a_guide_link_in_a_running_session_loads_its_config():
@@ -108,4 +113,4 @@ def test_following_a_guide_link_in_a_running_session_loads_its_config():
     no_exception(at)
     assert at.selectbox(key="preset_pick").value == "exploding-linear"
     assert at.slider(key="cfg_depth").value == 20 and at.select_slider(key="cfg_learning_rate").value == 0.01
-    assert at.markdown[0].value.startswith("### Diverged")
+    assert headline_text(at).startswith("### Diverged")

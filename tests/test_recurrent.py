@@ -57,7 +57,7 @@ def run_preset(capsys, name: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_tanh_rnn_loses_the_start_and_gating_learns_to_keep_it(capsys, real_data_or_skip):
+def test_tanh_rnn_loses_the_start_and_gating_learns_to_keep_it(capsys, real_data_or_skip, trained):
     """Measured on the 10k test split (README): at 112 steps the SimpleRNN's gradient at step 1 is
     ~1e-6 of step 112's. An LSTM starts no better here (its forget gate begins near 0.73), but it
     learns to carry the gradient back: its ratio rises by orders of magnitude more during training."""
@@ -66,11 +66,12 @@ def test_tanh_rnn_loses_the_start_and_gating_learns_to_keep_it(capsys, real_data
     profile = report["time_profile"]
     assert profile["time_steps"] == 112 and len(profile["median_grad_norm_epoch1"]) == 112
     assert profile["first_last_ratio"] < 1e-4
-    assert report["diagnosis"][0]["kind"] == "vanishing" and report["diagnosis"][0]["fix"] == {"architecture": "lstm"}
+    # The offered fix reads the image in 28 rows (tests/test_fixes.py trains it); an LSTM is not offered:
+    # it starts with less gradient at step 1 than the SimpleRNN here.
+    assert report["diagnosis"][0]["kind"] == "vanishing" and report["diagnosis"][0]["fix"] == {"step_pixels": 28}
 
     def gain(name):
-        config = PRESETS[name].config
-        result = train(config, real_data_or_skip(config.train_size))
+        result = trained(PRESETS[name].config)
         last = result.step >= result.steps_done - result.steps_per_epoch
         first_ratio = result.time_ratio_first_last()
         last_ratio = float(np.median(result.time_grad[last, 0] / result.time_grad[last, -1]))

@@ -75,7 +75,7 @@ def main_charts(result: RunResult, present: bool) -> None:
         chart(charts.accuracy_chart(result, height=110))
 
 
-def detail_tabs(result: RunResult, state: AppState) -> None:
+def detail_tabs(result: RunResult, state: AppState, probe=None) -> None:
     gradients, weights, activations, updates, share = st.tabs(
         ["Gradients", "Weights", "Activations", "Updates", "Share & export"])
     with gradients:
@@ -83,7 +83,8 @@ def detail_tabs(result: RunResult, state: AppState) -> None:
         with left:
             chart(charts.grad_lines_chart(result))
         with right:
-            chart(charts.depth_profile_chart(result))
+            at_init = probe.grad_norm if probe is not None and probe.config == result.config else None
+            chart(charts.depth_profile_chart(result, at_init=at_init))
     with weights:
         chosen = st.multiselect("Layers", result.layers, default=charts.spread(result.layers), key="weight_layers")
         chart(charts.weight_hist_chart(result, chosen or None))

@@ -15,6 +15,7 @@ BATCHES = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 TRAIN_SIZES = (500, 1000, 2000, 4000, 8000, 16000, 30000, 60000)
 LEARNING_RATES = tuple(m * 10.0 ** e for e in range(-6, 1) for m in (1, 3)) + (10.0,)
 STDS = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.05, 0.08, 0.1, 0.3, 0.5, 1.0, 2.0, 3.0, 10.0)
+GAINS = (0.25, 0.5, 0.8, 0.9, 1.0, 1.1, 1.2, 1.5, 2.0, 4.0)
 CLIPS = (0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 100.0)
 CLIP_MODES = ("off", "clipnorm", "global_clipnorm", "clipvalue")
 SEQUENCES = {28: "28 rows of 28 pixels", 14: "56 chunks of 14", 7: "112 chunks of 7", 4: "196 chunks of 4"}
@@ -62,6 +63,8 @@ def sidebar_controls() -> tuple[AppState, list[str]]:
     sb.selectbox("Initializer", INITIALIZERS, key=widget_key("initializer"))
     _slider("Init std σ", "init_std", STDS, disabled=st.session_state[widget_key("initializer")] not in SCALED_INITIALIZERS,
             help="Used by random_normal and random_uniform only")
+    _slider("Orthogonal gain", "init_gain", GAINS, disabled=st.session_state[widget_key("initializer")] != "orthogonal",
+            help="Used by orthogonal only: the kernel is a random orthogonal matrix times this gain")
     left, right = sb.columns(2)
     left.toggle("Batch norm", key=widget_key("batch_norm"))
     right.toggle("Residual", key=widget_key("residual"))

@@ -8,6 +8,7 @@ from gradviz.diagnose import diagnose
 from gradviz.runs import COORDINATOR, max_examples, over_budget
 from gradviz.ui.components import detail_tabs, findings_panel, headline, main_charts
 from gradviz.ui.controls import sidebar_controls
+from gradviz.ui.init_view import init_view
 from gradviz.ui.runner import obtain_result
 from gradviz.ui.session import init_session, page_config, sync_url
 from gradviz.ui.text import literal, notes
@@ -33,6 +34,7 @@ def explorer_page() -> None:
     st.caption("Watch gradients vanish or explode in a real Keras model trained on MNIST, and fix them.")
     notes(st.session_state.pop("url_messages", []) + messages)
     sync_url(state)
+    probe = None if state.present else init_view(state.config)
     run_requested = run_clicked or st.session_state.pop("autorun", False)
     result = obtain_result(state.config, run_requested, state.present, fix_button=True)
     if result is None:
@@ -51,4 +53,4 @@ def explorer_page() -> None:
     st.caption(f"Data: {literal(result.data['description'])}. Trained {result.steps_done:,} steps in "
                f"{result.seconds:.1f} s.")
     if not state.present:
-        detail_tabs(result, state)
+        detail_tabs(result, state, probe)

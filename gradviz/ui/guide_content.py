@@ -3,6 +3,9 @@
 A link is (label, query) for the Explorer, or (label, query, page file) for another page."""
 
 THROUGH_TIME = "pages/through_time.py"
+COMPARE = "pages/compare.py"
+DEEP_TANH = {"depth": "40", "width": "256", "activation": "tanh", "initializer": "random_normal", "init_std": "0.0625",
+             "optimizer": "sgd", "learning_rate": "0.01"}
 
 GUIDE_INTRO = (
     "Backpropagation multiplies one factor per layer on the way from the loss back to the first layer. "
@@ -41,11 +44,36 @@ GUIDE_SECTIONS = [
      "ReLU's slope is exactly 1 where a unit is active, so it does not shrink the gradient; leaky ReLU, ELU, "
      "SELU and GELU keep some slope for negative inputs so units cannot die.", None,
      [("Open: ReLU + He instead of sigmoid", {"preset": "vanishing-fixed-relu-he"})]),
+    ("Cause: the signal fades before training starts",
+     "Mean-field theory (Poole et al. 2016; Schoenholz et al. 2017) follows one number per layer: the variance q "
+     "of its pre-activations, and χ, the factor by which the squared gradient changes going back through it. "
+     "With χ < 1 both the forward signal and the backward gradient fade with depth. A kernel's gradient is its "
+     "input times the gradient reaching it, so every layer's gradient is small *together* and the first/last "
+     "ratio looks fine while nothing learns: He et al. (2015) saw exactly this with Glorot's init in a 30-layer "
+     "ReLU net (ReLU halves the variance: χ = σ_w²/2), Glorot & Bengio (2010) with the 'standard' uniform init "
+     "in tanh nets. The explorer's *At initialization* view shows q and the gradients measured beside the "
+     "theory, before any training.",
+     r"q_{l+1} = \sigma_w^2\,\mathbb{E}_{z\sim\mathcal N(0,q_l)}[\phi(z)^2] \qquad "
+     r"\chi = \sigma_w^2\,\mathbb{E}_{z\sim\mathcal N(0,q)}[\phi'(z)^2]",
+     [("Open: He et al. 2015 - 30 ReLU layers with Glorot init", {"preset": "he2015-relu-glorot"}),
+      ("Open: Glorot & Bengio 2010 - 10 tanh layers, U[-1/√n, 1/√n]", {"preset": "glorot-bengio-tanh-standard"})]),
     ("Fix: Glorot, He and LeCun initialization",
-     "Pick the weight variance so each layer keeps the variance of what flows through it.",
+     "Pick the weight variance so each layer keeps the variance of what flows through it: χ = 1.",
      r"\text{Glorot: } \tfrac{2}{n_{in}+n_{out}} \qquad \text{He (ReLU): } \tfrac{2}{n_{in}} \qquad "
      r"\text{LeCun (SELU): } \tfrac{1}{n_{in}}",
-     [("Open: 20 linear layers with Glorot init", {"preset": "seed-exploding-linear"})]),
+     [("Open: 20 linear layers with Glorot init", {"preset": "seed-exploding-linear"}),
+      ("Open: the 30 ReLU layers with He init", {"preset": "he2015-relu-he"})]),
+    ("Fix: orthogonal initialization and dynamical isometry",
+     "χ = 1 keeps the gradient's size on average, but a product of many random Gaussian matrices stretches a few "
+     "directions and squashes the rest: its singular values spread out with depth. An orthogonal matrix has all "
+     "its singular values equal to 1, so a deep linear network of them keeps every direction's length exactly "
+     "(Saxe et al. 2014): learning time stops growing with depth. Pennington et al. (2017) showed that tanh "
+     "networks near criticality can have this *dynamical isometry* too, with orthogonal weights, and ReLU "
+     "networks cannot. The demo compares 40 tanh layers at σ_w² = 1, Gaussian (A) against orthogonal (B), with "
+     "SGD on the same images.",
+     r"W^\top W = g^2 I \;\Rightarrow\; \|W x\| = g\,\|x\| \text{ for every } x",
+     [("Open: 40 tanh layers, Gaussian vs orthogonal (Compare)", {**DEEP_TANH, "b": "initializer=orthogonal"},
+       COMPARE)]),
     ("Fix: batch normalization",
      "Re-centre and re-scale each layer's pre-activations over the batch, so a sigmoid works near its middle, "
      "where its slope is largest.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -10,7 +11,9 @@ from gradviz.config import RunConfig
 from gradviz.urlstate import TRUE_WORDS, AppState, matching_preset, parse_query, to_query
 
 CUSTOM = "(custom)"  # the preset picker's entry when the controls match no preset
-PAGE_ICON = "📉"  # an emoji favicon is drawn in the page itself; a :material/...: one is fetched from a font CDN
+# The tab icon is a file served by the app itself: a :material/...: icon is fetched from a font CDN
+# (a third-party request from a class's page) and an emoji needs an emoji font (a box without one).
+PAGE_ICON = str(Path(__file__).parent / "assets" / "icon.png")
 
 
 def widget_key(field: str) -> str:

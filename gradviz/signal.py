@@ -1,0 +1,258 @@
+"""Init-time probe: the untrained model's forward signal (RMS of each kernel layer's
+pre-activations and activations) and backward signal (each kernel's gradient norm) on a fixed
+probe batch, with the mean-field prediction (gradviz.theory) beside it. No training, no Streamlit.
+
+Plain MLPs, where the theory applies and sweeps need many points, are measured on a fast path:
+the same seeded Keras initializers draw the same kernels as gradviz's model, the forward pass is a
+few eager matmuls, and each kernel's gradient norm comes from the pre-activation gradients through
+||H^T D||_F^2 = sum((H H^T) * (D D^T)), which never forms a (fan_in x fan_out) gradient. Every other
+model is built with Keras and measured with a GradientTape. Both run eagerly: tracing a graph for
+a shape seen once cost more than the eager pass it would speed up (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from gradviz import theory
+from gradviz.architecture import ACT_SUFFIX
+from gradviz.config import RunConfig
+from gradviz.models import build_model, make_initializer, model_inputs, submodel, tracked_kernels
+from gradviz.tf_setup import tf
+
+# Fields an initialization-time measurement does not read: how the model would be trained.
+TRAINING_FIELDS = ("optimizer", "learning_rate", "clipnorm", "global_clipnorm", "clipvalue", "batch_size", "epochs",
+                   "train_size")
+CACHE_ENTRIES = 512  # probes are a few hundred numbers each
+TRACE_FROM_STEPS = 100  # recurrent models this long are traced, not run eagerly (see _keras_signals)
+
+
+@dataclass(frozen=True)
+class SignalProbe:
+    """One untrained model's signals per kernel layer (input -> output), and the theory's view."""
+
+    config: RunConfig
+    layers: list[str]
+    preact_rms: list[float | None]  # None where a layer has no pre-activation of its own (recurrent)
+    forward_rms: list[float]
+    grad_norm: list[float]  # ||dL/dW|| of the batch-mean loss: what a training step sees
+    grad_norm_per_example: list[float] | None  # RMS over examples of each one's own gradient norm
+    input_second_moment: float
+    seconds: float
+    data: dict = field(default_factory=dict)
+    time_grad: list[float] = field(default_factory=list)  # recurrent: |dL/dh_t| per time step
+
+    @property
+    def ratio_first_last(self) -> float | None:
+        last = self.grad_norm[-1]
+        return self.grad_norm[0] / last if last > 0 and math.isfinite(last) else None
+
+    @property
+    def ratio_first_last_per_example(self) -> float | None:
+        values = self.grad_norm_per_example
+        return values[0] / values[-1] if values and values[-1] > 0 else None
+
+    @property
+    def prediction(self) -> theory.Prediction | None:
+        return theory.predict(self.config, self.input_second_moment)
+
+    @property
+    def law(self) -> str:
+        return theory.law(self.config, self.prediction)
+
+    def to_json(self) -> dict:
+        """The `python -m gradviz probe --json` object (contract in DESIGN.md)."""
+        p = self.prediction
+        predicted = None if p is None else {
+            "preact_var": [_finite(v) for v in p.preact_var],
+            "grad_factor_per_layer": _finite(p.grad_factor_per_layer),
+            "ratio_first_last": _finite(p.ratio_first_last),
+            "grad_norm_relative": [_finite(v) for v in p.grad_norm_relative],
+            "chi": [_finite(v) for v in p.chi],
+        }
+        out = {"config": self.config.to_dict(), "layers": list(self.layers),
+               "preact_rms": [_finite(v) for v in self.preact_rms], "forward_rms": [_finite(v) for v in self.forward_rms],
+               "grad_norm": [_finite(v) for v in self.grad_norm], "ratio_first_last": _finite(self.ratio_first_last),
+               "grad_norm_per_example": None if self.grad_norm_per_example is None
+               else [_finite(v) for v in self.grad_norm_per_example],
+               "ratio_first_last_per_example": _finite(self.ratio_first_last_per_example),
+               "predicted": predicted, "law": self.law, "not_covered": theory.not_covered(self.config),
+               "input_second_moment": self.input_second_moment, "data": self.data, "seconds": round(self.seconds, 4)}
+        if self.time_grad:
+            out["time_grad"] = [_finite(v) for v in self.time_grad]
+        return out
+
+
+def _finite(value: float | None) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def probe_key(config: RunConfig) -> str:
+    """What decides an init-time measurement: the config without its training fields."""
+    return config.replace(**{f: getattr(RunConfig(), f) for f in TRAINING_FIELDS}).cache_key()
+
+
+def fast_path(config: RunConfig) -> bool:
+    """Plain MLPs (no batch norm, no skips) are measured without building a Keras model."""
+    return config.architecture == "mlp" and not config.batch_norm and not config.residual
+
+
+def measure(config: RunConfig, x: np.ndarray, y: np.ndarray, data: dict | None = None) -> SignalProbe:
+    """Measure the untrained `config` on images `x` (n, 28, 28) in [0, 1] and labels `y`."""
+    started = time.perf_counter()
+    x, y = tf.constant(x, tf.float32), tf.constant(y, tf.int32)
+    layers, pre, post, grads, per_example, through_time = (_mlp_signals if fast_path(config) else _keras_signals)(
+        config, x, y)
+    second_moment = float(tf.reduce_mean(tf.square(x)))
+    return SignalProbe(config, layers, pre, post, grads, per_example, second_moment, time.perf_counter() - started,
+                       dict(data or {}, probe_size=int(x.shape[0])), through_time)
+
+
+def _rms(t: tf.Tensor) -> float:
+    return float(tf.sqrt(tf.reduce_mean(tf.square(t))))
+
+
+def _loss(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """The training loss: mean sparse categorical cross-entropy over the batch."""
+    return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+
+
+def _mlp_signals(config: RunConfig, x: tf.Tensor, y: tf.Tensor):
+    """A plain MLP by hand, with the kernels gradviz's model would start from (same seeds, same
+    order: hidden_01 ... hidden_NN, then output; biases start at 0 and are left out)."""
+    width, depth = config.width, config.depth
+    shapes = [(784, width)] + [(width, width)] * (depth - 1) + [(width, 10)]
+    kernels = [make_initializer(config, i)(shape, "float32") for i, shape in enumerate(shapes, 1)]
+    act = keras.activations.get(config.activation)
+    h = tf.reshape(x, (x.shape[0], 784))
+    inputs, preacts, pre_rms, post_rms = [], [], [], []
+    with tf.GradientTape() as tape:
+        tape.watch(h)  # records everything downstream, so the gradient of each pre-activation is there
+        for kernel in kernels[:-1]:
+            inputs.append(h)
+            z = tf.matmul(h, kernel)
+            h = act(z)
+            preacts.append(z)
+            pre_rms.append(_rms(z))
+            post_rms.append(_rms(h))
+        inputs.append(h)
+        logits = tf.matmul(h, kernels[-1])
+        preacts.append(logits)
+        loss = _loss(logits, y)
+    deltas = tape.gradient(loss, preacts)
+    grads = [_product_norm(a, d) for a, d in zip(inputs, deltas)]
+    # One example's own gradient of a kernel is an outer product: its norm is |input| x |delta|
+    # (x the batch size, since `loss` is the batch mean). Mean-field theory describes these.
+    per_example = [float(tf.sqrt(tf.reduce_mean(tf.reduce_sum(a * a, 1) * tf.reduce_sum(d * d, 1)))) * int(x.shape[0])
+                   for a, d in zip(inputs, deltas)]
+    names = [f"hidden_{i:02d}" for i in range(1, depth + 1)] + ["output"]
+    return names, pre_rms + [_rms(logits)], post_rms + [_rms(logits)], grads, per_example, []
+
+
+def _product_norm(a: tf.Tensor, d: tf.Tensor) -> float:
+    """||a^T d||_F without forming a^T d: sqrt(sum((a a^T) * (d d^T))) over the batch's rows."""
+    square = tf.reduce_sum(tf.matmul(a, a, transpose_b=True) * tf.matmul(d, d, transpose_b=True))
+    return math.sqrt(max(float(square), 0.0))
+
+
+def _keras_signals(config: RunConfig, x: tf.Tensor, y: tf.Tensor):
+    """Any architecture through gradviz's own Keras model, in training mode (batch norm uses the
+    batch's statistics, as the first training step does). Eager, except for recurrent models:
+    their time loop ran 1.2 s eagerly for a GRU over 112 steps and 0.46 s traced, trace included,
+    where a CNN took 0.2 s eagerly and 0.64 s traced (docs/performance.md)."""
+    model = build_model(config)
+    named = {layer.name: layer for layer in model.layers}
+    kernels = tracked_kernels(model)
+    probed = [_probed_outputs(name, named) for name, _ in kernels]
+    forward = submodel(model, [model.output] + [t for pair in probed for t in pair if t is not None])
+    watched = [k for _, k in kernels]
+
+    def signals(x, y):
+        inputs = model_inputs(model, x)
+        with tf.GradientTape() as tape:
+            if config.time_steps:
+                tape.watch(inputs[1])  # the zero state probe: its gradient is dL/dh_t (see ProbedCell)
+            values = forward(inputs, training=True)
+            loss = _loss(values[0], y)
+        grads = tape.gradient(loss, watched + ([inputs[1]] if config.time_steps else []))
+        norms = [tf.norm(g) for g in grads[:len(watched)]]
+        through_time = _norm_per_step(grads[-1]) if config.time_steps else tf.zeros(0)
+        return [tf.sqrt(tf.reduce_mean(tf.square(v))) for v in values[1:]], norms, through_time
+
+    traced = config.time_steps >= TRACE_FROM_STEPS
+    rms, norms, through_time = (tf.function(signals, autograph=False) if traced else signals)(x, y)
+    found = iter(rms)
+    pre, post = [], []
+    for pre_t, _ in probed:
+        pre.append(float(next(found)) if pre_t is not None else None)
+        post.append(float(next(found)))
+    return [n for n, _ in kernels], pre, post, [float(n) for n in norms], None, through_time.numpy().tolist()
+
+
+def _norm_per_step(grad: tf.Tensor) -> tf.Tensor:
+    """||dL/dh_t|| per time step of a [batch, steps, units] gradient, scaled by its largest entry
+    first: far back in a long sequence the entries are ~1e-21, whose squares fall below float32's
+    normal range and are flushed to 0 in a traced graph."""
+    largest = tf.reduce_max(tf.abs(grad), axis=[0, 2])
+    scale = tf.where(largest > 0, largest, tf.ones_like(largest))
+    return largest * tf.sqrt(tf.reduce_sum(tf.square(grad / scale[None, :, None]), axis=[0, 2]))
+
+
+def _probed_outputs(name: str, named: dict) -> tuple:
+    """(pre-activation, activation) tensors of a kernel layer: what its activation reads (after
+    batch norm, if any) and what comes out of it; recurrent rows have only the final state."""
+    if name in ("input_kernel", "recurrent_kernel"):
+        return None, named["recurrent"].output
+    pre = named.get(f"{name}_bn", named[name]).output
+    for after in (f"{name}_add", f"{name}{ACT_SUFFIX}"):  # a residual block's output is its sum
+        if after in named:
+            return pre, named[after].output
+    return pre, pre
+
+
+class ProbeCache:
+    """Probes by probe_key, least recently used dropped: numbers only, thread-safe."""
+
+    def __init__(self, max_entries: int = CACHE_ENTRIES):
+        self.max_entries = max_entries
+        self._items: OrderedDict[str, SignalProbe] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, config: RunConfig) -> SignalProbe | None:
+        with self._lock:
+            found = self._items.get(probe_key(config))
+            if found is not None:
+                self._items.move_to_end(probe_key(config))
+            return found
+
+    def put(self, probe: SignalProbe) -> None:
+        with self._lock:
+            self._items[probe_key(probe.config)] = probe
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+
+PROBES = ProbeCache()
+
+
+def probe(config: RunConfig, data_dir: str | None = None) -> SignalProbe:
+    """The init-time probe of `config` on the fixed probe batch (cached per probe_key)."""
+    from gradviz.data import PROBE_IMAGES, probe_batch
+
+    cached = PROBES.get(config)
+    if cached is not None and cached.config == config:
+        return cached
+    if cached is not None:  # same numbers, another training setup: relabel, do not re-measure
+        return dataclasses.replace(cached, config=config)
+    x, y, where = probe_batch(PROBE_IMAGES, data_dir)
+    measured = measure(config, x, y, where)
+    PROBES.put(measured)
+    return measured
