@@ -6,16 +6,18 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
 
 import keras
+import numpy as np
 
 from gradviz.config import RunConfig
 from gradviz.models import activation_layers, model_inputs, submodel, tracked_kernels
-from gradviz.optim import apply_update
+from gradviz.optim import apply_update, optimizer_state
 from gradviz.tf_setup import tf
 
-FIXED_ROWS = 4  # per-step record: loss, correct count, global norm pre, global norm post
+EVAL_BATCH = 1000  # validation images per evaluation call
 MIN_TOWER_ROWS, TOWER_WIDTHS = 64, (128, 256)  # where splitting a batch in two paid (see tower_sizes)
 # Traced graphs kept per process. They cost memory: ten MLP shapes trained over and over in one
 # process plateaued at ~750 MB RSS keeping none, ~850 MB keeping 4 and ~870 MB keeping 8. Four
@@ -29,6 +31,45 @@ VALUE_FIELDS = ("learning_rate", "seed", "epochs", "train_size", "initializer", 
 PIXELS = tf.TensorSpec([None, 28, 28], tf.float32)
 LABELS = INDICES = tf.TensorSpec([None], tf.int32)
 SCALAR = tf.TensorSpec([], tf.int32)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One training step's row, its columns named once: the compiled step writes it (pack), and
+    train.py and the tests read it by these names.
+
+    loss | correct count | global norm before / after clipping | each kernel's gradient norm
+    (before clipping) | each kernel's update/weight ratio | recurrent: |dL/dh_t| per time step
+    """
+
+    n_kernels: int
+    time_steps: int = 0
+    LOSS: ClassVar[int] = 0
+    CORRECT: ClassVar[int] = 1
+    NORM_PRE: ClassVar[int] = 2
+    NORM_POST: ClassVar[int] = 3
+    FIXED: ClassVar[int] = 4  # the columns before the per-kernel ones
+
+    @property
+    def width(self) -> int:
+        return self.FIXED + 2 * self.n_kernels + self.time_steps
+
+    @property
+    def grad_norms(self) -> slice:
+        return slice(self.FIXED, self.FIXED + self.n_kernels)
+
+    @property
+    def update_ratios(self) -> slice:
+        return slice(self.FIXED + self.n_kernels, self.FIXED + 2 * self.n_kernels)
+
+    @property
+    def time_grads(self) -> slice:
+        return slice(self.FIXED + 2 * self.n_kernels, self.width)
+
+    @staticmethod
+    def pack(loss, correct, norm_pre, norm_post, grad_norms, update_ratios, time_grads=()) -> tf.Tensor:
+        """The row, in graph: scalars and per-kernel vectors in the order above."""
+        return tf.concat([tf.stack([loss, correct, norm_pre, norm_post]), grad_norms, update_ratios, *time_grads], 0)
 
 
 class RunState(NamedTuple):
@@ -87,8 +128,7 @@ class StepGraphs:
     of that shape with its own variables, data and hyperparameters (a RunState).
 
     One chunk call runs steps [s0, s1) of an epoch's permutation entirely in the graph and returns a
-    [n, 4 + 2L] float32 matrix: loss, correct, global norm pre/post clip, then per-kernel gradient
-    norms (pre-clip) and update/weight ratios. A non-finite loss or gradient stops the chunk at
+    [n, StepRecord.width] float32 matrix, one StepRecord row per step. A non-finite loss or gradient stops the chunk at
     that step without applying its update; its row (NaN included) is the last one returned.
 
     The graphs are traced from a template model (the first run's) inside keras.StatelessScope, so
@@ -220,7 +260,7 @@ class StepGraphs:
             moved_by = sums_of_squares([state.trainable[i].value() - b for i, b in zip(self.kernel_index, before)])
         ratios = tf.sqrt(moved_by / (sums_of_squares(before) + 1e-24))
         post, ratios = tf.where(ok, post, math.nan), tf.where(ok, ratios, math.nan)
-        return ok, tf.concat([tf.stack([loss, correct, pre, post]), norms, ratios, *through_time], 0)
+        return ok, StepRecord.pack(loss, correct, pre, post, norms, ratios, through_time)
 
     def _chunk_graph(self, perm, s0, s1, x, y, state: RunState):
         batch = self.config.batch_size
@@ -233,7 +273,7 @@ class StepGraphs:
             ok, row = self._step(tf.gather(x, idx), tf.gather(y, idx), state)
             return i + 1, ok, rows.write(i - s0, row)
 
-        width = row_width(len(self.kernel_index), self.time_steps)
+        width = StepRecord(len(self.kernel_index), self.time_steps).width
         rows = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[width])
         _, _, rows = tf.while_loop(running, one_step, (s0, tf.constant(True), rows))
         return rows.stack()
@@ -245,6 +285,42 @@ class StepGraphs:
         losses = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32))
         return tf.reduce_sum(losses), correct, [a[:keep] for a in acts]
+
+
+class CompiledSteps:
+    """One run's side of the shared, graph-compiled training chunk and evaluation (see
+    gradviz.steps): this model's variables, its optimizer state, its data and hyperparameters,
+    handed to the graphs on every call. Only the first run of a graph shape traces them."""
+
+    def __init__(self, model: keras.Model, config: RunConfig, x: np.ndarray, y: np.ndarray):
+        self.graphs = step_graphs(model, config)
+        self.act_names = self.graphs.act_names
+        # A Keras variable's .value is the tf.Variable behind it: what the graphs take as arguments.
+        self.state = RunState([v.value for v in model.trainable_variables],
+                              [v.value for v in model.non_trainable_variables],
+                              *optimizer_state(config, model.trainable_variables), hyperparameters(config))
+        self.x, self.y = tf.constant(x), tf.constant(y)
+
+    def chunk(self, perm: tf.Tensor, s0: tf.Tensor, s1: tf.Tensor) -> tf.Tensor:
+        """Steps [s0, s1) of the epoch order `perm`: one StepRecord row per step (see StepGraphs)."""
+        return self.graphs.chunk(perm, s0, s1, self.x, self.y, self.state)
+
+    def trace_evaluation(self) -> None:
+        self.graphs.evaluate_function(self.state)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, keep: int = 0) -> tuple[float, float, list[np.ndarray]]:
+        """Mean loss and accuracy over (x, y), forward only, in inference mode, and each hidden
+        activation layer's output for the first `keep` (<= EVAL_BATCH) examples."""
+        total_loss = total_correct = 0.0
+        kept: list[np.ndarray] = []
+        for start in range(0, len(y), EVAL_BATCH):
+            loss, correct, acts = self.graphs.evaluate_batch(
+                tf.constant(x[start:start + EVAL_BATCH]), tf.constant(y[start:start + EVAL_BATCH]),
+                tf.constant(keep if start == 0 else 0), self.state)
+            total_loss += float(loss)
+            total_correct += float(correct)
+            kept = kept or [np.asarray(a) for a in acts]
+        return total_loss / len(y), total_correct / len(y), kept
 
 
 def graph_key(config: RunConfig) -> tuple:
@@ -276,12 +352,6 @@ def clear_step_graphs() -> None:
     """Forget every traced graph: the next run of each shape traces again (the bench's cold runs)."""
     with _graphs_lock:
         _graphs.clear()
-
-
-def row_width(n_kernels: int, time_steps: int) -> int:
-    """Columns of a step's record: the fixed ones, then per kernel its gradient norm and update
-    ratio, then (recurrent models) the gradient norm at each time step."""
-    return FIXED_ROWS + 2 * n_kernels + time_steps
 
 
 def tower_sizes(config: RunConfig, cores: int | None = None) -> list[int]:

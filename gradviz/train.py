@@ -10,21 +10,25 @@ from typing import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from gradviz.config import RunConfig
 from gradviz.data import Dataset
-from gradviz.models import build_model, kernel_layers, model_inputs, submodel, tracked_kernels
-from gradviz.optim import optimizer_state
+from gradviz.models import (
+    build_model,
+    kernel_layers,
+    model_inputs,
+    submodel,
+    tracked_kernels,
+)
 from gradviz.result import RunResult
 from gradviz.steplog import DEFAULT_CAPACITY, StepLog
-from gradviz.steps import FIXED_ROWS, RunState, hyperparameters, row_width, step_graphs
+from gradviz.steps import CompiledSteps, StepRecord
+from gradviz.tf_setup import tf
 
 WEIGHT_BINS = 60
 ACT_BINS = 40
 PROBE_SIZE = 512  # fixed validation images whose activations are summarised each epoch
 TRAIN_EVAL_SIZE = 1000  # train subset scored at step 0, before there is an epoch mean (one eval batch)
-EVAL_BATCH = 1000
 CHUNK_SECONDS = 0.4  # aim for a progress callback this often, so a UI can stream
 MIN_CHUNK, MAX_CHUNK = 4, 512
 FIRST_CHUNK = 8  # small, so the first numbers appear soon after tracing
@@ -50,44 +54,9 @@ class Progress:
         return self.step / self.total_steps if self.total_steps else 1.0
 
 
-class CompiledSteps:
-    """One run's side of the shared, graph-compiled training chunk and evaluation (see
-    gradviz.steps): this model's variables, its optimizer state, its data and hyperparameters,
-    handed to the graphs on every call. Only the first run of a graph shape traces them."""
-
-    def __init__(self, model: keras.Model, config: RunConfig, x: np.ndarray, y: np.ndarray):
-        self.graphs = step_graphs(model, config)
-        self.act_names = self.graphs.act_names
-        # A Keras variable's .value is the tf.Variable behind it: what the graphs take as arguments.
-        self.state = RunState([v.value for v in model.trainable_variables],
-                              [v.value for v in model.non_trainable_variables],
-                              *optimizer_state(config, model.trainable_variables), hyperparameters(config))
-        self.x, self.y = tf.constant(x), tf.constant(y)
-
-    def chunk(self, perm: tf.Tensor, s0: tf.Tensor, s1: tf.Tensor) -> tf.Tensor:
-        """Steps [s0, s1) of the epoch order `perm`: a [n, row_width] record (see StepGraphs)."""
-        return self.graphs.chunk(perm, s0, s1, self.x, self.y, self.state)
-
-    def trace_evaluation(self) -> None:
-        self.graphs.evaluate_function(self.state)
-
-    def validate(self, data: Dataset) -> tuple[float, float, list[np.ndarray]]:
-        """Validation loss and accuracy, with the probe batch's activations."""
-        return self.evaluate(data.x_val, data.y_val, keep=PROBE_SIZE)
-
-    def evaluate(self, x: np.ndarray, y: np.ndarray, keep: int = 0) -> tuple[float, float, list[np.ndarray]]:
-        """Mean loss and accuracy over (x, y), forward only, in inference mode, and each hidden
-        activation layer's output for the first `keep` (<= EVAL_BATCH) examples."""
-        total_loss = total_correct = 0.0
-        kept: list[np.ndarray] = []
-        for start in range(0, len(y), EVAL_BATCH):
-            loss, correct, acts = self.graphs.evaluate_batch(
-                tf.constant(x[start:start + EVAL_BATCH]), tf.constant(y[start:start + EVAL_BATCH]),
-                tf.constant(keep if start == 0 else 0), self.state)
-            total_loss += float(loss)
-            total_correct += float(correct)
-            kept = kept or [np.asarray(a) for a in acts]
-        return total_loss / len(y), total_correct / len(y), kept
+def validate(compiled: CompiledSteps, data: Dataset) -> tuple[float, float, list[np.ndarray]]:
+    """Validation loss and accuracy, with the probe batch's activations."""
+    return compiled.evaluate(data.x_val, data.y_val, keep=PROBE_SIZE)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> tf.Tensor:
@@ -187,7 +156,8 @@ class _Recorder:
     def __init__(self, config, dataset, layers, probe: Probe, steps_per_epoch, started):
         self.config, self.dataset, self.layers, self.probe = config, dataset, layers, probe
         self.steps_per_epoch, self.started = steps_per_epoch, started
-        self.log = StepLog(row_width(len(layers), config.time_steps), STEP_LOG_CAPACITY)
+        self.record = StepRecord(len(layers), config.time_steps)
+        self.log = StepLog(self.record.width, STEP_LOG_CAPACITY)
         self.snapshots: list[dict] = []
         self.steps_done = 0
         # Histograms and activation statistics are numpy work on copies: a second thread does them
@@ -213,7 +183,7 @@ class _Recorder:
 
     def result(self, **extra) -> RunResult:
         steps, rows = self.log.arrays()
-        n_layers = len(self.layers)
+        n_layers, r = len(self.layers), self.record
         batch = self.config.batch_size
         snaps = [{**{k: v for k, v in s.items() if k != "summary"}, **s["summary"].result()} for s in self.snapshots]
         snap = {key: np.array([r[key] for r in snaps]) for key in snaps[0]}
@@ -221,11 +191,11 @@ class _Recorder:
             config=self.config, data=self.dataset.info(), layers=self.layers,
             act_layers=self.probe.act_names, steps_per_epoch=self.steps_per_epoch,
             total_steps=self.steps_per_epoch * self.config.epochs,
-            step=steps, loss=rows[:, 0], accuracy=rows[:, 1] / batch,
-            global_norm_pre=rows[:, 2], global_norm_post=rows[:, 3],
-            grad_norm=rows[:, FIXED_ROWS:FIXED_ROWS + n_layers].reshape(-1, n_layers),
-            update_ratio=rows[:, FIXED_ROWS + n_layers:FIXED_ROWS + 2 * n_layers].reshape(-1, n_layers),
-            time_grad=rows[:, FIXED_ROWS + 2 * n_layers:],
+            step=steps, loss=rows[:, r.LOSS], accuracy=rows[:, r.CORRECT] / batch,
+            global_norm_pre=rows[:, r.NORM_PRE], global_norm_post=rows[:, r.NORM_POST],
+            grad_norm=rows[:, r.grad_norms].reshape(-1, n_layers),
+            update_ratio=rows[:, r.update_ratios].reshape(-1, n_layers),
+            time_grad=rows[:, r.time_grads],
             weight_edges=self.probe.weight_edges, pooled_edges=self.probe.pooled_edges, act_edges=self.probe.act_edges,
             step_stride=self.log.stride, steps_done=self.steps_done,
             seconds=time.perf_counter() - self.started, **snap, **extra,
@@ -234,11 +204,12 @@ class _Recorder:
 
 def _epoch_means(rows: list[np.ndarray], batch: int) -> tuple[float, float]:
     """Mean loss and accuracy over an epoch's finite steps (Keras' running train metrics)."""
-    stacked = np.concatenate(rows) if rows else np.empty((0, FIXED_ROWS))
-    finite = stacked[np.isfinite(stacked[:, 0])]
+    stacked = np.concatenate(rows) if rows else np.empty((0, StepRecord.FIXED))
+    finite = stacked[np.isfinite(stacked[:, StepRecord.LOSS])]
     if not len(finite):
         return math.nan, math.nan
-    return float(finite[:, 0].mean()), float(finite[:, 1].sum() / (batch * len(finite)))
+    return (float(finite[:, StepRecord.LOSS].mean()),
+            float(finite[:, StepRecord.CORRECT].sum() / (batch * len(finite))))
 
 
 def train(
@@ -276,15 +247,15 @@ def _train_epochs(config, data, model, compiled, rec, on_progress, should_stop) 
             rec.add_steps(rows)
             epoch_rows.append(rows)
             start += len(rows)
-            if not _step_ok(rows[-1], len(rec.layers)):
+            if not _step_ok(rows[-1], rec.record):
                 return _diverged(rec, compiled, model, data, perm, epoch_rows, start - 1)
             if on_progress is not None:
                 on_progress(Progress(rec.steps_done, steps_per_epoch * config.epochs,
-                                     rec.steps_done / steps_per_epoch, float(rows[-1, 0]), rec.result))
+                                     rec.steps_done / steps_per_epoch, float(rows[-1, StepRecord.LOSS]), rec.result))
             if should_stop is not None and should_stop():
-                rec.snapshot(*_epoch_means(epoch_rows, config.batch_size), compiled.validate(data))
+                rec.snapshot(*_epoch_means(epoch_rows, config.batch_size), validate(compiled, data))
                 return rec.result(stopped=True)
-        rec.snapshot(*_epoch_means(epoch_rows, config.batch_size), compiled.validate(data))
+        rec.snapshot(*_epoch_means(epoch_rows, config.batch_size), validate(compiled, data))
     return rec.result()
 
 
@@ -297,16 +268,17 @@ def _first_snapshot_while_tracing(compiled: CompiledSteps, rec: _Recorder, data:
 
     def first_snapshot():
         rec.snapshot(*compiled.evaluate(data.x_train[:TRAIN_EVAL_SIZE], data.y_train[:TRAIN_EVAL_SIZE])[:2],
-                     compiled.validate(data))
+                     validate(compiled, data))
 
     snapshot = rec.pool.submit(first_snapshot)
     compiled.chunk(tf.zeros([len(data.y_train)], tf.int32), tf.constant(0), tf.constant(0))  # zero steps: no move
     snapshot.result()
 
 
-def _step_ok(row: np.ndarray, n_layers: int) -> bool:
-    """The compiled step's own test: finite loss, global norm and per-kernel norms."""
-    return bool(np.isfinite(row[0]) and np.isfinite(row[2]) and np.isfinite(row[FIXED_ROWS:FIXED_ROWS + n_layers]).all())
+def _step_ok(row: np.ndarray, record: StepRecord) -> bool:
+    """The step's loss, global norm and every kernel's gradient norm are finite."""
+    return bool(np.isfinite(row[record.LOSS]) and np.isfinite(row[record.NORM_PRE])
+                and np.isfinite(row[record.grad_norms]).all())
 
 
 def _next_chunk(current: int, done: int, seconds: float) -> int:
@@ -320,8 +292,7 @@ def _diverged(rec, compiled, model, data, perm, epoch_rows, bad_in_epoch) -> Run
     """Stop at the first non-finite step: locate the layer, snapshot the last finite weights."""
     batch = rec.config.batch_size
     idx = np.asarray(perm[bad_in_epoch * batch:(bad_in_epoch + 1) * batch])
-    n_layers = len(rec.layers)
-    bad_norms = epoch_rows[-1][-1, FIXED_ROWS:FIXED_ROWS + n_layers]
+    bad_norms = epoch_rows[-1][-1, rec.record.grad_norms]
     layer, origin = _locate_divergence(model, data.x_train[idx], bad_norms)
-    rec.snapshot(*_epoch_means(epoch_rows, batch), compiled.validate(data))
+    rec.snapshot(*_epoch_means(epoch_rows, batch), validate(compiled, data))
     return rec.result(diverged_at_step=rec.steps_done - 1, first_bad_layer=layer, divergence_origin=origin)

@@ -11,7 +11,8 @@ from gradviz import steps
 from gradviz.config import RunConfig
 from gradviz.models import build_model
 from gradviz.steps import GRAPH_CACHE_SIZE, clear_step_graphs, graph_key, step_graphs
-from gradviz.train import CompiledSteps, epoch_order, train
+from gradviz.steps import CompiledSteps
+from gradviz.train import epoch_order, train
 
 RECORDS = ("loss", "accuracy", "grad_norm", "update_ratio", "global_norm_pre", "global_norm_post", "time_grad",
            "train_loss", "val_loss", "val_accuracy", "weight_hist", "act_hist", "act_stats")

@@ -12,7 +12,8 @@ from gradviz.config import RunConfig
 from gradviz.models import build_model, kernel_layers
 from gradviz.result import RunResult
 from gradviz.steps import available_cores, tower_sizes
-from gradviz.train import CompiledSteps, _locate_divergence, activation_stats, epoch_order, train
+from gradviz.steps import CompiledSteps, StepRecord
+from gradviz.train import _locate_divergence, activation_stats, epoch_order, train
 from gradviz.optim import keras_optimizer
 
 CONFIGS = {
@@ -90,8 +91,8 @@ def test_updates_and_clipping_match_keras(clip, optimizer, tiny_data):
         _, grads = oracle_step(theirs, x[idx], y[idx])
         clipped = reference._clip_gradients([tf.constant(g) for g in grads])
         post = math.sqrt(sum(float(tf.reduce_sum(tf.square(g))) for g in clipped))
-        np.testing.assert_allclose(rows[step, 3], post, rtol=1e-4)
-        assert rows[step, 3] <= rows[step, 2] * (1 + 1e-6)
+        np.testing.assert_allclose(rows[step, StepRecord.NORM_POST], post, rtol=1e-4)
+        assert rows[step, StepRecord.NORM_POST] <= rows[step, StepRecord.NORM_PRE] * (1 + 1e-6)
         reference.apply([tf.constant(g) for g in grads], theirs.trainable_variables)
     # Adam/RMSprop divide by sqrt(v) + 1e-7: where a gradient is ~1e-8, float rounding between
     # graph and eager moves that weight by a visible fraction of one step. A wrong rule would be off
@@ -143,10 +144,12 @@ def test_a_non_finite_step_leaves_the_weights_unchanged(optimizer, clip, tiny_da
     steps = CompiledSteps(model, config, x, y)
     order = tf.range(96, dtype=tf.int32)
     finite = steps.chunk(order, tf.constant(0), tf.constant(2)).numpy()
-    assert np.isfinite(finite).all() and (finite[:, 4 + 2:] > 0).all()  # the updates did move weights
+    record = StepRecord(n_kernels=3)
+    assert finite.shape[1] == record.width
+    assert np.isfinite(finite).all() and (finite[:, record.update_ratios] > 0).all()  # the updates did move weights
     before = [v.numpy() for v in model.trainable_variables]
     row = steps.chunk(order, tf.constant(2), tf.constant(3)).numpy()[-1]
-    assert not np.isfinite(row[0]) and np.isnan(row[3])  # loss, and no post-clip norm: nothing applied
+    assert not np.isfinite(row[record.LOSS]) and np.isnan(row[record.NORM_POST])  # nothing applied
     for variable, value in zip(model.trainable_variables, before):
         np.testing.assert_array_equal(variable.numpy(), value)
 
