@@ -203,9 +203,28 @@ def test_presentation_mode_from_the_url():
     assert at.toggle(key="present").value is True
     assert at.query_params["present"] == "1"
     found = charts(at)
-    assert "Gradient norm per layer" not in found  # the detail tabs are tucked away
+    assert "Gradient norm per layer" not in found and "Forward: the signal through depth" not in found  # tucked away
+    assert set(found) == {"Gradient norm per layer and step (log10; dark = small, red = NaN/Inf)", "Loss"}
     spec, _ = heatmap(at)
-    assert spec["config"]["axis"]["labelFontSize"] == 20 and spec["height"] == 520
+    assert "windowSize()" in spec["config"]["axis"]["labelFontSize"]["expr"]  # type follows the screen's width
+    assert spec["autosize"]["type"] == "fit"  # the whole chart fits the box the page gives it
+    assert not at.title  # no page title on the stage
+    assert any(m.value.startswith("#### Diverged") for m in at.markdown)
+    assert [b.label for b in at.button if b.label.startswith("Apply fix")] == ["Apply fix: clipnorm=1.0"]
+
+
+def test_a_talk_walks_through_its_presets_with_previous_and_next():
+    at = open_app({"preset": "exploding-linear", "present": "1", "talk": "exploding-linear,no-such,saturated-tanh"})
+    no_exception(at)
+    assert any("unknown preset 'no-such'" in displayed(w.value) for w in at.warning)
+    labels = [b.label for b in at.button if b.key in ("talk_previous", "talk_next")]
+    assert labels == ["saturated-tanh"]  # first of two: Next only
+    next_button = next(b for b in at.button if b.key == "talk_next")
+    next_button.click().run()
+    no_exception(at)
+    assert at.query_params["preset"] == "saturated-tanh" and at.query_params["talk"] == "exploding-linear,saturated-tanh"
+    assert any(m.value.startswith("#### ") for m in at.markdown)  # its run is shown (trained now, or cached)
+    assert [b.label for b in at.button if b.key in ("talk_previous", "talk_next")] == ["exploding-linear"]
 
 
 @pytest.mark.parametrize("chart_name", ["heatmap", "loss"])

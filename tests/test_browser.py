@@ -88,14 +88,35 @@ def test_pick_a_preset_run_it_and_see_the_heatmap(server, page):
     page.screenshot(path=str(ARTIFACTS / "explorer.png"), full_page=True)
 
 
-def test_presentation_link(server, page):
-    page.goto(f"{server}/?preset=exploding-linear&present=1")
-    page.get_by_text("Gradient norm per layer and step").first.wait_for(timeout=180_000)
-    page.locator(".vega-embed").first.wait_for(timeout=30_000)
-    page.wait_for_timeout(1500)
-    assert_clean(page)
-    assert page.get_by_role("tab", name="Weights").count() == 0  # the detail tabs are tucked away
-    page.screenshot(path=str(ARTIFACTS / "presentation.png"), full_page=True)
+TALK = "?preset=exploding-linear&present=1&talk=seed-vanishing-sigmoid,exploding-linear,he2015-relu-glorot"
+ON_STAGE = {"heatmap": ".st-key-stage_heatmap .vega-embed", "loss": ".st-key-stage_loss .vega-embed",
+            "top finding": "[data-testid=stAlert]", "fix": ".st-key-stage_fix", "next": ".st-key-talk_next"}
+
+
+@pytest.mark.parametrize("width,height", [(1280, 720), (1920, 1080)])
+def test_presentation_fits_one_16_9_screen(server, page, width, height):
+    """A talk's link at 1280x720 and 1920x1080: the heatmap, the loss curve, the top finding and
+    the talk's Next button are all on the first screen, nothing scrolls, and the type is larger
+    on the larger screen."""
+    page.set_viewport_size({"width": width, "height": height})
+    try:
+        page.goto(f"{server}/{TALK}")
+        page.get_by_text("Diverged - validation accuracy").first.wait_for(timeout=180_000)
+        page.locator(ON_STAGE["loss"]).wait_for(timeout=30_000)
+        page.wait_for_timeout(1500)
+        assert_clean(page)
+        assert page.get_by_role("tab", name="Weights").count() == 0  # the detail tabs are tucked away
+        for name, selector in ON_STAGE.items():
+            box = page.locator(selector).first.bounding_box()
+            assert box and box["y"] >= 0 and box["y"] + box["height"] <= height + 1, (name, box)
+        scroll, inner = page.evaluate("() => [document.querySelector('[data-testid=stMain]').scrollHeight, "
+                                      "window.innerHeight]")
+        assert scroll <= inner + 1
+        size = page.evaluate("() => parseFloat(getComputedStyle(document.documentElement).fontSize)")
+        assert size == pytest.approx(width * 0.0125, abs=0.5)  # 1.25 % of the width: 16 px, 24 px
+        page.screenshot(path=str(ARTIFACTS / f"presentation-{width}x{height}.png"))
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1700})
 
 
 PAGES = {

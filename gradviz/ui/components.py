@@ -53,20 +53,21 @@ def curves_pair(runs: dict[str, RunResult]) -> None:
         chart(charts.compare_curves_chart(runs, "accuracy"))
 
 
-def headline(result: RunResult, findings: list[Finding], preset: str | None) -> None:
-    """One line a first-time visitor can act on: what happened, and what to look at."""
+def headline_text(result: RunResult, findings: list[Finding]) -> str:
+    """What happened, in a few words: the top finding and the validation accuracy."""
     final = result.final()
     acc = "n/a" if final["val_accuracy"] is None else f"{final['val_accuracy']:.1%}"
-    st.markdown(f"### {findings[0].kind.replace('_', ' ').capitalize()} - validation accuracy {acc}")
+    return f"{findings[0].kind.replace('_', ' ').capitalize()} - validation accuracy {acc}"
+
+
+def headline(result: RunResult, findings: list[Finding], preset: str | None) -> None:
+    """One line a first-time visitor can act on: what happened, and what to look at."""
+    st.markdown(f"### {headline_text(result, findings)}")
     claim = f"**{preset}:** {PRESETS[preset].claim} " if preset in PRESETS else ""
     st.caption(claim + HINT)
 
 
-def main_charts(result: RunResult, present: bool) -> None:
-    if present:  # the two charts a talk needs, as large as the screen allows
-        chart(charts.heatmap_chart(result, height=520), True)
-        chart(charts.loss_chart(result, height=360), True)
-        return
+def main_charts(result: RunResult) -> None:
     left, right = st.columns([3, 2])
     with left:
         chart(charts.heatmap_chart(result))

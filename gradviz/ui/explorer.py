@@ -1,4 +1,5 @@
-"""The Explorer page: controls, cached/streamed training, charts, diagnosis, sharing."""
+"""The Explorer page: controls, the init-time view, cached/streamed training, charts, diagnosis,
+sharing; in presentation mode, one screen per run and a talk's Previous/Next."""
 
 from __future__ import annotations
 
@@ -9,48 +10,51 @@ from gradviz.runs import COORDINATOR, max_examples, over_budget
 from gradviz.ui.components import detail_tabs, findings_panel, headline, main_charts
 from gradviz.ui.controls import sidebar_controls
 from gradviz.ui.init_view import init_view
+from gradviz.ui.present import PRESENTATION_CSS, TALK_KEY, stage, talk_names
 from gradviz.ui.runner import obtain_result
 from gradviz.ui.session import init_session, page_config, sync_url
 from gradviz.ui.text import literal, notes
-
-PRESENTATION_CSS = """
-<style>
-  /* Streamlit sizes type in rem: a larger root scales every text, heading and control at once. */
-  html { font-size: 22px; }
-  .block-container { padding-top: 1rem; max-width: 100%; }
-</style>
-"""
 
 
 def explorer_page() -> None:
     """The main page: controls, cached/streamed training, charts, diagnosis, sharing."""
     page_config("explorer")
-    init_session()
+    init_session(page_keys=(TALK_KEY,))
     state, messages = sidebar_controls()
     run_clicked = st.sidebar.button("Run", type="primary", icon=":material/play_arrow:", width="stretch")
+    talk, talk_notes = talk_names()
     if state.present:
         st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)
-    st.title("gradviz")
-    st.caption("Watch gradients vanish or explode in a real Keras model trained on MNIST, and fix them.")
-    notes(st.session_state.pop("url_messages", []) + messages)
-    sync_url(state)
-    probe = None if state.present else init_view(state.config)
-    run_requested = run_clicked or st.session_state.pop("autorun", False)
-    result = obtain_result(state.config, run_requested, state.present, fix_button=True)
-    if result is None:
-        result = COORDINATOR.cache.get(st.session_state.get("shown_key", ""))
-        if over_budget(state.config, max_examples()) is None:  # otherwise obtain_result said why
-            st.info("Settings changed: press **Run** in the sidebar to train this configuration (a few seconds"
-                    + (" on a laptop). Below: the previous run." if result else ")."), icon=":material/play_arrow:")
-        if result is None:
-            return
     else:
-        st.session_state.shown_key = state.config.cache_key()
-    findings = diagnose(result)
+        st.title("gradviz")
+        st.caption("Watch gradients vanish or explode in a real Keras model trained on MNIST, and fix them.")
+    notes(st.session_state.pop("url_messages", []) + messages + talk_notes)
+    sync_url(state, {TALK_KEY: ",".join(talk)} if talk else None)
+    probe = None if state.present else init_view(state.config)
+    result = _result(state, run_clicked)
+    findings = diagnose(result) if result is not None else []
+    if state.present:
+        stage(result, findings, talk, state)
+        return
+    if result is None:
+        return
     headline(result, findings, state.preset)
-    main_charts(result, state.present)
+    main_charts(result)
     findings_panel(findings)
     st.caption(f"Data: {literal(result.data['description'])}. Trained {result.steps_done:,} steps in "
                f"{result.seconds:.1f} s.")
-    if not state.present:
-        detail_tabs(result, state, probe)
+    detail_tabs(result, state, probe)
+
+
+def _result(state, run_clicked: bool):
+    """This config's run (cached, stored or trained now if asked for), else the previous one shown."""
+    run_requested = run_clicked or st.session_state.pop("autorun", False)
+    result = obtain_result(state.config, run_requested, state.present, fix_button=True)
+    if result is not None:
+        st.session_state.shown_key = state.config.cache_key()
+        return result
+    result = COORDINATOR.cache.get(st.session_state.get("shown_key", ""))
+    if over_budget(state.config, max_examples()) is None:  # otherwise obtain_result said why
+        st.info("Settings changed: press **Run** in the sidebar to train this configuration (a few seconds"
+                + (" on a laptop). Below: the previous run." if result else ")."), icon=":material/play_arrow:")
+    return result
