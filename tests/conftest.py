@@ -1,16 +1,10 @@
 """Shared fixtures: where MNIST is, tiny generated datasets, and one TensorFlow import per process."""
 
 import os
-import re
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-from gradviz.data import Dataset
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+from support.helpers import SHARED_MNIST, make_dataset
 
 # On this project's machines there is no internet: point the loader at the offline copy of the
 # MNIST test split. On a user's machine without it, the loader's own order (Keras cache, download)
@@ -19,29 +13,8 @@ if SHARED_MNIST.is_dir() and not os.environ.get("GRADVIZ_DATA_DIR"):
     os.environ["GRADVIZ_DATA_DIR"] = str(SHARED_MNIST)
 
 
-def displayed(markdown: str) -> str:
-    """What a reader sees of Markdown source whose punctuation was backslash-escaped (gradviz.ui.text.literal)."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
-
-
-def make_dataset(n_train: int = 256, n_val: int = 128, seed: int = 0) -> Dataset:
-    """Tiny learnable data: the label is the brightest of ten 28-pixel bands, plus noise."""
-    rng = np.random.default_rng(seed)
-
-    def draw(n):
-        y = rng.integers(0, 10, n).astype(np.int32)
-        x = rng.random((n, 28, 28), dtype=np.float32) * 0.3
-        for i, label in enumerate(y):
-            x[i, label * 2:label * 2 + 3, :] += 0.7
-        return np.clip(x, 0, 1), y
-
-    x_train, y_train = draw(n_train)
-    x_val, y_val = draw(n_val)
-    return Dataset(x_train, y_train, x_val, y_val, "generated", "test", "test", n_train)
-
-
 @pytest.fixture
-def tiny_data() -> Dataset:
+def tiny_data():
     return make_dataset()
 
 

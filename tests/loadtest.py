@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from live_server import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_missing, streamlit_server  # noqa: E402
+from support.live_server import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_missing, streamlit_server  # noqa: E402
 
 MAX_SESSIONS = 40
 DONE = re.compile(r"Trained [\d,]+ steps in")

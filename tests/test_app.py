@@ -4,58 +4,16 @@ from their Vega-Lite specs."""
 import json
 import re
 
-import pyarrow as pa
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from gradviz.ui import export
 from gradviz.config import RunConfig
 from gradviz.presets import PRESETS
 from gradviz.runs import COORDINATOR
+from gradviz.ui import export
 from gradviz.urlstate import parse_query
 
-from conftest import ROOT, displayed
-
-APP = str(ROOT / "app.py")
-SMALL = {"train_size": "1024", "epochs": "1", "batch_size": "128"}
-
-
-def open_app(params: dict | None = None, run: bool = True) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
-    for key, value in (params or {}).items():
-        at.query_params[key] = value
-    return at.run() if run else at
-
-
-def no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-
-
-def charts(at: AppTest) -> dict[str, tuple[dict, list[int]]]:
-    """Chart title -> (Vega-Lite spec, row count of each inline dataset)."""
-    found = {}
-    for element in at.get("vega_lite_chart"):
-        spec = json.loads(element.proto.spec)
-        rows = [pa.ipc.open_stream(d.data.data).read_all().num_rows for d in element.proto.datasets]
-        title = spec.get("title", {})
-        found[title.get("text", title) if isinstance(title, dict) else title] = (spec, rows)
-    return found
-
-
-def leaves(spec: dict) -> list[dict]:
-    """The unit specs (mark + encoding) inside nested layers."""
-    if "layer" in spec:
-        return [leaf for sub in spec["layer"] for leaf in leaves(sub)]
-    return [spec]
-
-
-def headline_text(at: AppTest) -> str:
-    """The explorer's headline ("### Vanishing - validation accuracy ..."), after the init-time law."""
-    return next((m.value for m in at.markdown if m.value.startswith("###")), "")
-
-
-def heatmap(at: AppTest) -> tuple[dict, list[int]]:
-    return next(v for k, v in charts(at).items() if str(k).startswith("Gradient norm per layer and step"))
+from support.apptest import SMALL, charts, headline_text, heatmap, leaves, no_exception, open_app, series_values
+from support.helpers import displayed
 
 
 def test_first_visit_shows_the_deep_sigmoid_story():
@@ -274,7 +232,7 @@ def test_switching_architectures_back_and_forth_and_leaving_a_preset():
 def test_a_full_queue_turns_a_newcomer_away_with_the_closest_run_it_has(monkeypatch):
     """At GRADVIZ_MAX_QUEUE waiting trainings a new request does not queue: the page says the
     server is busy and offers the closest run already there, which shows without training."""
-    from test_runs import Holder
+    from support.gate import Holder
 
     near = {"depth": "2", "width": "16", "activation": "tanh", **SMALL}
     no_exception(open_app(near))  # a run the server has (cached)
@@ -294,15 +252,6 @@ def test_a_full_queue_turns_a_newcomer_away_with_the_closest_run_it_has(monkeypa
         assert COORDINATOR.trainings_started == before  # nothing trained: it was there
     finally:
         holder.done()
-
-
-def series_values(spec_rows_at, title: str, series: str) -> list[float]:
-    """The values a chart draws for one series, read back from its inline data."""
-    element = next(e for e in spec_rows_at.get("vega_lite_chart") if json.loads(e.proto.spec).get("title") == title)
-    raw = [d.data.data for d in element.proto.datasets] + ([element.proto.data.data] if element.proto.HasField("data") else [])
-    tables = [pa.ipc.open_stream(r).read_all().to_pandas() for r in raw]
-    frame = next(t for t in tables if "series" in t and series in set(t.series))
-    return frame[frame.series == series].sort_values("depth").value.tolist()
 
 
 def test_the_init_view_redraws_on_a_control_change_without_training():

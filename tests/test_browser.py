@@ -10,7 +10,10 @@ import urllib.request
 
 import pytest
 
-from live_server import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_missing, streamlit_server
+from support.live_server import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_missing, streamlit_server
+
+
+pytestmark = pytest.mark.browser
 
 
 def require_browser():

@@ -16,7 +16,7 @@ from gradviz.models import build_model
 from gradviz.presets import PRESETS
 from gradviz.result import RunResult
 
-from conftest import ROOT
+from support.helpers import ROOT
 
 TINY = ["--set", "depth=2", "--set", "width=16", "--set", "train_size=512", "--set", "epochs=1"]
 JSON_KEYS = {"config", "data", "final", "diverged_at_step", "first_bad_layer", "grad_norm_ratio_first_last",

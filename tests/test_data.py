@@ -11,7 +11,7 @@ import pytest
 from gradviz import data
 from gradviz.data import VAL_SIZE, DataUnavailable, MnistFiles, locate, make_dataset, probe_batch, read_idx
 
-from conftest import ROOT
+from support.helpers import ROOT
 
 
 def write_idx(path, array: np.ndarray, gz: bool) -> None:

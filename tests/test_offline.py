@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from conftest import ROOT, displayed
+from support.helpers import ROOT, displayed
 
 CLOSED = "http://127.0.0.1:9"  # nothing listens there: every download is refused at once
 

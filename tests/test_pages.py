@@ -12,8 +12,8 @@ from gradviz.presets import PRESETS, verdict
 from gradviz.runs import COORDINATOR
 from gradviz.urlstate import parse_query
 
-from conftest import ROOT, displayed
-from test_app import headline_text, charts, leaves, no_exception
+from support.helpers import ROOT, displayed
+from support.apptest import charts, headline_text, leaves, no_exception
 
 SMALL = {"train_size": "1024", "epochs": "1"}
 

@@ -15,8 +15,8 @@ from gradviz.models import build_model
 from gradviz.presets import PRESETS
 from gradviz.train import epoch_order, train
 
-from conftest import ROOT
-from test_app import charts, leaves, no_exception
+from support.helpers import ROOT
+from support.apptest import charts, leaves, no_exception
 
 
 def oracle_time_grads(config: RunConfig, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:

@@ -9,7 +9,7 @@ from markdown_it import MarkdownIt
 
 from gradviz.ui.text import MAX_SHOWN, WORD_JOINER, literal, literal_lines
 
-from conftest import ROOT
+from support.helpers import ROOT
 
 HOSTILE = [
     "[click me](https://evil.example/phish)", "![x](http://evil.example/pixel.png)", "**bold** _it_ ~~gone~~",

@@ -12,7 +12,7 @@ from gradviz import signal, theory
 from gradviz.config import RunConfig
 from gradviz.models import build_model, model_inputs, tracked_kernels
 
-from conftest import make_dataset
+from support.helpers import make_dataset
 
 DATA = make_dataset(n_train=16, n_val=32, seed=3)
 X, Y = DATA.x_val, DATA.y_val

@@ -9,8 +9,8 @@ from gradviz.runs import COORDINATOR
 from gradviz.store import ResultStore
 from gradviz.train import train
 
-from conftest import ROOT
-from test_app import headline_text
+from support.helpers import ROOT
+from support.apptest import headline_text
 
 CONFIG = RunConfig(depth=2, width=16, batch_size=32, train_size=256, epochs=1, seed=41)
 
