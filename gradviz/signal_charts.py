@@ -63,7 +63,7 @@ def _panel(palette: dict, title: str, y_title: str, height: int, large: bool) ->
     y = {"field": "value", "type": "quantitative", "title": y_title, "scale": {"type": "log"}}
     color = {"field": "series", "type": "nominal", "title": None,
              "scale": {"domain": list(palette), "range": list(palette.values())},
-             "legend": {"orient": "bottom", "columns": 2}}
+             "legend": {"orient": "bottom", "columns": 2, "labelLimit": 300}}
     tooltip = [{"field": "layer", "type": "nominal"}, {"field": "series", "type": "nominal"},
                {"field": "value", "type": "quantitative", "format": ".3e"}]
     encoding = {"x": x, "y": y, "color": color, "tooltip": tooltip}
@@ -77,7 +77,7 @@ def _panel(palette: dict, title: str, y_title: str, height: int, large: bool) ->
 
 
 def signal_charts(config: RunConfig, probe: SignalProbe | None, input_second_moment: float | None,
-                  height: int = 180, large: bool = False) -> tuple[tuple[pd.DataFrame, dict], tuple[pd.DataFrame, dict]]:
+                  height: int = 150, large: bool = False) -> tuple[tuple[pd.DataFrame, dict], tuple[pd.DataFrame, dict]]:
     """Forward and backward signal across depth at initialization, as two (data, Vega-Lite spec)
     pairs (side by side on a page: Vega-Lite cannot stretch a concatenation to the page's width)."""
     forward, backward = signal_frames(config, probe, input_second_moment)

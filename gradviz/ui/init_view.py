@@ -13,10 +13,9 @@ from gradviz.data import PROBE_IMAGES, DataUnavailable, probe_batch
 from gradviz.signal_charts import signal_charts
 from gradviz.ui import warmup
 
-LIMITS = ("Mean-field theory describes infinitely wide layers at initialization: at width {width} expect "
-          "deviations of order 1/√{width}; it predicts one example's gradient (a batch averages examples whose "
-          "gradients partly cancel, so the batch gradient can sit below it); once training moves the weights it "
-          "no longer applies.")
+LIMITS = ("Where the theory stops: it describes infinitely wide layers (at width {width}, expect deviations of "
+          "order 1/√{width}), one example's gradient (a batch's averaged gradient can sit below it), and the "
+          "random start only (training moves the weights away from it).")
 
 
 def init_view(config: RunConfig):
@@ -27,7 +26,9 @@ def init_view(config: RunConfig):
         return None
     second_moment = float(np.mean(np.square(x, dtype=np.float64)))
     st.subheader("At initialization", help="Before any training: the same weights the run starts from, "
-                                           f"measured on {PROBE_IMAGES} fixed validation images.")
+                                           f"measured on {PROBE_IMAGES} fixed validation images, beside "
+                                           "mean-field theory's prediction (Poole et al. 2016; Schoenholz et al. "
+                                           "2017). See the Guide.")
     law, left, right = st.empty(), *st.columns(2)
     forward, backward = left.empty(), right.empty()
     probe = _cached(config)
