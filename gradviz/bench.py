@@ -234,3 +234,45 @@ def run_preview_bench(x: np.ndarray, y: np.ndarray, repeats: int = 5) -> dict:
     return {"preview": {name: time_preview(config, x, y, repeats) for name, config in preview_models().items()},
             "probe_images": int(len(y)),
             "machine": {"cpus": available_cores(), "platform": platform.platform(), "tensorflow": tf.__version__}}
+
+
+# --- sweeps ---------------------------------------------------------------------------------------
+
+def run_sweep_bench(x: np.ndarray, y: np.ndarray, data: Dataset) -> dict:
+    """Seconds for: the 12 x 10 order-to-chaos phase diagram at initialization (first call, which
+    traces, and again with another seed) against the same 120 probes one by one; and a 10-point
+    trained sweep whose points share one model shape (learning rates) or not (depths), run as a
+    sweep (traced step graphs reused where the shape repeats) against one by one with fresh traces."""
+    from gradviz.signal import measure
+    from gradviz.sweep import SweepSpec, X_FIELDS, parse_axis, run_init, run_trained
+    from gradviz.sweep_presets import SWEEP_PRESETS
+
+    measure(RunConfig(depth=2, width=16), x, y)  # TensorFlow warmed, as on a running server
+    phase = SWEEP_PRESETS["order-to-chaos"].spec
+    out = {"phase_diagram_points": len(phase.points())}
+    out["phase_diagram_seconds"] = _seconds(lambda: run_init(phase, x, y))
+    out["phase_diagram_again_seconds"] = _seconds(lambda: run_init(_reseeded(phase), x, y))
+    out["phase_diagram_one_by_one_seconds"] = _seconds(
+        lambda: [measure(c.replace(seed=9), x, y) for *_, c in phase.points()])
+    base = RunConfig(depth=4, width=128, train_size=2000, epochs=1)
+    for name, axis in (("learning_rate", "learning_rate=0.0001:0.01:10:log"), ("depth", "depth=1:10:10")):
+        spec = SweepSpec(base, parse_axis(axis, X_FIELDS, "x"), train=True)
+        sized = dataclasses.replace(data, x_train=data.x_train[:2000], y_train=data.y_train[:2000], requested_train_size=2000)
+        clear_step_graphs()
+        out[f"trained_{name}_sweep_seconds"] = _seconds(lambda: run_trained(spec, lambda c: train(c, sized)))
+
+        def fresh(c):
+            clear_step_graphs()
+            return train(c, sized)
+        out[f"trained_{name}_one_by_one_fresh_traces_seconds"] = _seconds(lambda: run_trained(spec, fresh))
+    return out
+
+
+def _reseeded(spec):
+    return dataclasses.replace(spec, base=spec.base.replace(seed=spec.base.seed + 1))
+
+
+def _seconds(work) -> float:
+    started = time.perf_counter()
+    work()
+    return round(time.perf_counter() - started, 2)

@@ -1,4 +1,4 @@
-"""python -m gradviz presets | run | probe | bench | precompute | prefetch: the command-line contract of DESIGN.md."""
+"""python -m gradviz presets | run | probe | sweep | bench | precompute | prefetch: the command-line contract of DESIGN.md."""
 
 from __future__ import annotations
 
@@ -144,9 +144,71 @@ def format_probe(report: dict) -> str:
     return "\n".join(lines)
 
 
+def sweep_spec(args):
+    """The sweep the flags describe (a named sweep, or --x/--series/--y over a preset or the defaults)."""
+    from gradviz.sweep import SERIES_FIELDS, TRAINED_BUDGET, X_FIELDS, SweepSpec, parse_axis
+    from gradviz.sweep_presets import get_sweep_preset
+
+    named = get_sweep_preset(args.sweep) if args.sweep else None
+    if named is None and not args.x:
+        raise BadInput("sweep needs --x FIELD=SPEC (or --sweep NAME; see --help)")
+    base = named.spec.base if named else resolve_config(args.preset, [])[0]
+    if args.train:  # a trained sweep's points are short runs, unless the flags say otherwise
+        base = base.replace(**{k: v for k, v in TRAINED_BUDGET.items() if k not in parse_sets(args.set)})
+    base = RunConfig.from_strings(parse_sets(args.set), base=base)
+    x = parse_axis(args.x, X_FIELDS, "x") if args.x else named.spec.x
+    series = parse_axis(args.series, SERIES_FIELDS, "series") if args.series else (named.spec.series if named else None)
+    y = parse_axis(args.y, X_FIELDS, "y") if args.y else (named.spec.y if named else None)
+    return SweepSpec(base, x, series, y, train=args.train), named
+
+
+def cmd_sweep(args) -> int:
+    """A grid of configs measured at initialization (instant) or trained (--train)."""
+    spec, named = sweep_spec(args)
+    spec.check()  # a bad sweep is refused before any data or TensorFlow is loaded
+    from gradviz.data import PROBE_IMAGES, load_dataset, probe_batch
+    from gradviz.sweep import run_init, run_trained
+
+    if spec.train:
+        from gradviz.train import train
+
+        result = run_trained(spec, lambda c: train(c, load_dataset(c.train_size, args.data_dir)))
+    else:
+        x, y, where = probe_batch(PROBE_IMAGES, args.data_dir)
+        result = run_init(spec, x, y, where)
+    report = result.to_json()
+    if named is not None and not spec.train and spec == named.spec:
+        outcome, why = named.judge(result)
+        report["sweep"] = {"name": named.name, "claim": named.claim, "verdict": outcome, "why": why}
+    if args.json:
+        print(json.dumps(report))
+        return EXIT_OK
+    print(format_sweep(report))
+    return EXIT_OK
+
+
+def format_sweep(report: dict) -> str:
+    fmt = lambda v: "-" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))  # noqa: E731
+    keys = ["ratio_first_last", "delta_ratio_first_last", "predicted_delta_ratio", "forward_rms_last"]
+    if report["mode"] == "trained":
+        keys = ["val_accuracy", "diverged_at_step", "ratio_first_last"]
+    names = [report["x"]["field"]] + [a["field"] for a in (report["series"], report["y"]) if a] + keys
+    lines = ["  ".join(f"{n:>14}" for n in names)]
+    for p in report["points"]:
+        cells = [p["x"]] + [p[k] for k, a in (("series", report["series"]), ("y", report["y"])) if a] + [p[k] for k in keys]
+        lines.append("  ".join(f"{fmt(c):>14}" for c in cells))
+    if "sweep" in report:
+        lines.append(f"claim ({report['sweep']['name']}): {report['sweep']['claim']}")
+        lines.append(f"verdict: {report['sweep']['verdict']} - {report['sweep']['why']}")
+    lines.append(f"{len(report['points'])} points in {report['seconds']:.2f} s")
+    return "\n".join(lines)
+
+
 def cmd_bench(args) -> int:
     if args.preview:
         return _bench_preview(args)
+    if args.sweeps:
+        return _bench_sweeps(args)
     config, _ = resolve_config(args.preset, args.set)
     dataset = _load(config, args.data_dir)
     from gradviz.bench import FIRST_RUNS, RERUNS, run_bench
@@ -185,6 +247,23 @@ def _bench_preview(args) -> int:
     for name, row in report["preview"].items():
         print(f"{name:<26} {row['median_ms']:>8.1f} ms   (probe {row['probe_ms']:.1f} ms; "
               f"{row['min_ms']:.1f}-{row['max_ms']:.1f} ms)")
+    return EXIT_OK
+
+
+def _bench_sweeps(args) -> int:
+    """A phase diagram and trained sweeps against the same points one by one."""
+    from gradviz.data import PROBE_IMAGES, load_dataset, probe_batch
+
+    x, y, _ = probe_batch(PROBE_IMAGES, args.data_dir)
+    dataset = load_dataset(2000, args.data_dir)
+    from gradviz.bench import run_sweep_bench
+
+    report = run_sweep_bench(x, y, dataset)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            print(f"{key:<48} {value}")
     return EXIT_OK
 
 
@@ -281,7 +360,21 @@ def build_parser() -> argparse.ArgumentParser:
                            help="timed runs per method, median reported (1-10, default 5)")
             p.add_argument("--preview", action="store_true",
                            help="time the explorer's At-initialization view per control change instead")
+            p.add_argument("--sweeps", action="store_true",
+                           help="time a phase diagram and trained sweeps against their points one by one instead")
         p.set_defaults(func=func)
+    sw = sub.add_parser("sweep", help="a grid of configs at initialization (instant) or trained (--train)")
+    sw.add_argument("--x", metavar="FIELD=SPEC", help="depth, init_std, init_gain, learning_rate, width or step_pixels; "
+                    "SPEC: v1,v2,... or start:stop:count[:log]")
+    sw.add_argument("--series", metavar="FIELD=V1,V2", help="activation, initializer, optimizer, batch_norm or residual")
+    sw.add_argument("--y", metavar="FIELD=SPEC", help="a second numeric field (a phase diagram: --x init_std=... --y depth=...)")
+    sw.add_argument("--sweep", metavar="NAME", help="a named sweep: " + ", ".join(_sweep_names()))
+    sw.add_argument("--preset", help="the base config: a named preset (default: the defaults)")
+    sw.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a base field; repeatable")
+    sw.add_argument("--train", action="store_true", help="train every point (short runs: 2,000 images x 1 epoch unless set)")
+    sw.add_argument("--data-dir", help="folder with MNIST (default: $GRADVIZ_DATA_DIR, then the Keras cache)")
+    sw.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    sw.set_defaults(func=cmd_sweep)
     for name, func, help_text in (
         ("precompute", cmd_precompute, "train presets (and a grid) once; the app shows them without training"),
         ("prefetch", cmd_prefetch, "download MNIST into the Keras cache and precompute: the app then works offline"),
@@ -295,6 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
         pre.add_argument("--force", action="store_true", help="retrain even if a stored run is there")
         pre.set_defaults(func=func)
     return parser
+
+
+def _sweep_names() -> list[str]:
+    from gradviz.sweep_presets import SWEEP_PRESETS
+
+    return list(SWEEP_PRESETS)
 
 
 def main(argv: list[str] | None = None) -> int:

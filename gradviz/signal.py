@@ -49,6 +49,7 @@ class SignalProbe:
     seconds: float
     data: dict = field(default_factory=dict)
     time_grad: list[float] = field(default_factory=list)  # recurrent: |dL/dh_t| per time step
+    delta_rms: list[float] | None = None  # plain MLPs: RMS over examples of |dL/dz| per layer (z: pre-activation)
 
     @property
     def ratio_first_last(self) -> float | None:
@@ -59,6 +60,15 @@ class SignalProbe:
     def ratio_first_last_per_example(self) -> float | None:
         values = self.grad_norm_per_example
         return values[0] / values[-1] if values and values[-1] > 0 else None
+
+    @property
+    def delta_ratio_first_last(self) -> float | None:
+        """The gradient reaching the first hidden layer's pre-activations over the last one's:
+        backpropagation's product of per-layer factors (what chi predicts), per example."""
+        if not self.delta_rms:
+            return None
+        last = self.delta_rms[self.config.depth - 1]
+        return self.delta_rms[0] / last if last > 0 else None
 
     @property
     def prediction(self) -> theory.Prediction | None:
@@ -77,6 +87,7 @@ class SignalProbe:
             "ratio_first_last": _finite(p.ratio_first_last),
             "grad_norm_relative": [_finite(v) for v in p.grad_norm_relative],
             "chi": [_finite(v) for v in p.chi],
+            "delta_ratio_first_last": _finite(p.delta_ratio_first_last),
         }
         out = {"config": self.config.to_dict(), "layers": list(self.layers),
                "preact_rms": [_finite(v) for v in self.preact_rms], "forward_rms": [_finite(v) for v in self.forward_rms],
@@ -84,6 +95,7 @@ class SignalProbe:
                "grad_norm_per_example": None if self.grad_norm_per_example is None
                else [_finite(v) for v in self.grad_norm_per_example],
                "ratio_first_last_per_example": _finite(self.ratio_first_last_per_example),
+               "delta_ratio_first_last": _finite(self.delta_ratio_first_last),
                "predicted": predicted, "law": self.law, "not_covered": theory.not_covered(self.config),
                "input_second_moment": self.input_second_moment, "data": self.data, "seconds": round(self.seconds, 4)}
         if self.time_grad:
@@ -109,11 +121,14 @@ def measure(config: RunConfig, x: np.ndarray, y: np.ndarray, data: dict | None =
     """Measure the untrained `config` on images `x` (n, 28, 28) in [0, 1] and labels `y`."""
     started = time.perf_counter()
     x, y = tf.constant(x, tf.float32), tf.constant(y, tf.int32)
-    layers, pre, post, grads, per_example, through_time = (_mlp_signals if fast_path(config) else _keras_signals)(
-        config, x, y)
-    second_moment = float(tf.reduce_mean(tf.square(x)))
-    return SignalProbe(config, layers, pre, post, grads, per_example, second_moment, time.perf_counter() - started,
-                       dict(data or {}, probe_size=int(x.shape[0])), through_time)
+    signals = (_mlp_signals if fast_path(config) else _keras_signals)(config, x, y)
+    return probe_from(config, x, signals, time.perf_counter() - started, data)
+
+
+def probe_from(config: RunConfig, x: tf.Tensor, signals: tuple, seconds: float, data: dict | None) -> SignalProbe:
+    layers, pre, post, grads, per_example, through_time, *delta = signals
+    return SignalProbe(config, layers, pre, post, grads, per_example, float(tf.reduce_mean(tf.square(x))), seconds,
+                       dict(data or {}, probe_size=int(x.shape[0])), through_time, delta[0] if delta else None)
 
 
 def _rms(t: tf.Tensor) -> float:
@@ -128,33 +143,37 @@ def _loss(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
 def _mlp_signals(config: RunConfig, x: tf.Tensor, y: tf.Tensor):
     """A plain MLP by hand, with the kernels gradviz's model would start from (same seeds, same
     order: hidden_01 ... hidden_NN, then output; biases start at 0 and are left out)."""
-    width, depth = config.width, config.depth
-    shapes = [(784, width)] + [(width, width)] * (depth - 1) + [(width, 10)]
-    kernels = [make_initializer(config, i)(shape, "float32") for i, shape in enumerate(shapes, 1)]
+    depth = config.depth
+    kernels = [make_initializer(config, i)(shape, "float32") for i, shape in enumerate(mlp_shapes(config), 1)]
     act = keras.activations.get(config.activation)
     h = tf.reshape(x, (x.shape[0], 784))
-    inputs, preacts, pre_rms, post_rms = [], [], [], []
+    inputs, preacts = [], []
     with tf.GradientTape() as tape:
         tape.watch(h)  # records everything downstream, so the gradient of each pre-activation is there
         for kernel in kernels[:-1]:
             inputs.append(h)
-            z = tf.matmul(h, kernel)
-            h = act(z)
-            preacts.append(z)
-            pre_rms.append(_rms(z))
-            post_rms.append(_rms(h))
+            preacts.append(tf.matmul(h, kernel))
+            h = act(preacts[-1])
         inputs.append(h)
-        logits = tf.matmul(h, kernels[-1])
-        preacts.append(logits)
-        loss = _loss(logits, y)
+        preacts.append(tf.matmul(h, kernels[-1]))
+        loss = _loss(preacts[-1], y)
     deltas = tape.gradient(loss, preacts)
     grads = [_product_norm(a, d) for a, d in zip(inputs, deltas)]
+    batch = int(x.shape[0])
     # One example's own gradient of a kernel is an outer product: its norm is |input| x |delta|
     # (x the batch size, since `loss` is the batch mean). Mean-field theory describes these.
-    per_example = [float(tf.sqrt(tf.reduce_mean(tf.reduce_sum(a * a, 1) * tf.reduce_sum(d * d, 1)))) * int(x.shape[0])
-                   for a, d in zip(inputs, deltas)]
+    squares = [tf.reduce_sum(d * d, 1) for d in deltas]
+    per_example = [float(tf.sqrt(tf.reduce_mean(tf.reduce_sum(a * a, 1) * sq))) * batch for a, sq in zip(inputs, squares)]
+    delta_rms = [float(tf.sqrt(tf.reduce_mean(sq))) * batch for sq in squares]
+    pre = [_rms(z) for z in preacts]
+    post = [_rms(v) for v in inputs[1:]] + [pre[-1]]
     names = [f"hidden_{i:02d}" for i in range(1, depth + 1)] + ["output"]
-    return names, pre_rms + [_rms(logits)], post_rms + [_rms(logits)], grads, per_example, []
+    return names, pre, post, grads, per_example, [], delta_rms
+
+
+def mlp_shapes(config: RunConfig) -> list[tuple[int, int]]:
+    """A plain MLP's kernel shapes, input -> output."""
+    return [(784, config.width)] + [(config.width, config.width)] * (config.depth - 1) + [(config.width, 10)]
 
 
 def _product_norm(a: tf.Tensor, d: tf.Tensor) -> float:

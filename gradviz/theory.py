@@ -154,6 +154,11 @@ class Prediction:
         return float(np.exp(0.5 * np.mean(np.log(chi))))
 
     @property
+    def delta_ratio_first_last(self) -> float:
+        """Predicted |dL/dz| at the first hidden layer over the last: sqrt of chi's product between them."""
+        return float(np.sqrt(np.prod(self.chi[:-1]))) if len(self.chi) > 1 else 1.0
+
+    @property
     def ratio_first_last(self) -> float:
         """Predicted ||grad first kernel|| / ||grad output kernel||."""
         return self.grad_norm_relative[0]

@@ -128,6 +128,7 @@ PAGES = {
     "seed-experiments": ("Seed_experiments?train_size=1024&epochs=1", "What does explode here"),
     "guide": ("Guide", "Fix: gating in LSTM and GRU"),
     "through-time": ("Through_time?train_size=1024&epochs=1&step_pixels=28&width=32", "Exploding through time"),
+    "sweeps": ("Sweeps?sweep=order-to-chaos", "Order to chaos"),
 }
 
 
@@ -169,6 +170,8 @@ HOSTILE_LINKS = {
                          "What does explode here"),
     "through-time": ("Through_time?train_size=1024&epochs=1&step_pixels=28&width=" + QUOTED(HOSTILE["pixel"]),
                      "Exploding through time"),
+    "sweeps": ("Sweeps?x=depth%3D2%2C3&width=16&sweep=" + QUOTED(HOSTILE["link"]) + "&mode=" + QUOTED(HOSTILE["script"])
+               + "&activation=" + QUOTED(HOSTILE["streamlit"]), "solid: measured"),
 }
 # Tags inside a message that shows outside text: Markdown or HTML from the link took effect.
 INJECTED = """() => [...document.querySelectorAll('[data-testid="stMarkdownContainer"]')]
@@ -198,6 +201,21 @@ def test_a_hostile_link_shows_its_text_literally_and_fetches_nothing(server, pag
     assert new and watched.foreign(server) == []  # the link itself went to our server; nothing else
     assert watched.dialogs == []
     page.screenshot(path=str(ARTIFACTS / f"hostile-{name}.png"), full_page=True)
+
+
+def test_a_fresh_servers_first_visit_to_a_page_link_finds_it(page):
+    """Streamlit runs a fresh server's first request through its folder-based page list; the app
+    hands over to its own navigation, so a first link to /Guide shows the Guide with the app's
+    page titles, and no "Page not found"."""
+    with streamlit_server(ARTIFACTS / "streamlit-fresh.log") as (url, _):
+        fresh = page.context.new_page()
+        fresh.goto(f"{url}/Guide")
+        fresh.get_by_text(PAGES["guide"][1]).first.wait_for(timeout=120_000)
+        fresh.wait_for_timeout(1500)
+        assert fresh.get_by_text("Page not found").count() == 0
+        nav = fresh.get_by_test_id("stSidebarNav").inner_text()
+        assert "Explorer" in nav and "Sweeps" in nav and "app" not in nav.split()
+        fresh.close()
 
 
 def test_the_server_refuses_other_origins_and_serves_nothing_else(server, page):

@@ -27,7 +27,7 @@ def open_page(page: str, params: dict) -> AppTest:
 
 
 def test_compare_two_small_configs():
-    at = open_page("pages/compare.py", {"depth": "3", "width": "32", "activation": "sigmoid",
+    at = open_page("pages/Compare.py", {"depth": "3", "width": "32", "activation": "sigmoid",
                                           "initializer": "glorot_uniform", **SMALL, "b": "activation=relu"})
     no_exception(at)
     found = charts(at)
@@ -50,7 +50,7 @@ def test_compare_two_small_configs():
 
 
 def test_compare_reports_bad_variants():
-    at = open_page("pages/compare.py", {**SMALL, "depth": "2", "width": "16", "b": "depth=0; speed=fast",
+    at = open_page("pages/Compare.py", {**SMALL, "depth": "2", "width": "16", "b": "depth=0; speed=fast",
                                           "c": "optimizer=sgd"})
     no_exception(at)
     warnings = " ".join(displayed(w.value) for w in at.warning)
@@ -59,7 +59,7 @@ def test_compare_reports_bad_variants():
 
 
 def test_seed_experiments_show_computed_verdicts():
-    at = open_page("pages/seed_experiments.py", SMALL)
+    at = open_page("pages/Seed_experiments.py", SMALL)
     no_exception(at)
     titles = [h.value for h in at.subheader]
     for name in ("seed-vanishing-sigmoid", "seed-fixed-resnet", "seed-exploding-linear", "seed-clipnorm"):
@@ -76,7 +76,7 @@ def test_seed_experiments_show_computed_verdicts():
 
 
 def test_guide_links_open_the_explorer_with_the_intended_params():
-    at = open_page("pages/guide.py", {})
+    at = open_page("pages/Guide.py", {})
     no_exception(at)
     links = at.get("page_link")
     assert len(links) >= 14
@@ -104,7 +104,7 @@ def test_guide_links_open_the_explorer_with_the_intended_params():
 def test_following_a_guide_link_in_a_running_session_loads_its_config():
     """A session that already has state (it opened the explorer on its defaults) follows a link:
     the link's config replaces the session's, and its run is shown."""
-    at = open_page("pages/guide.py", {"depth": "2", "width": "16", **SMALL})
+    at = open_page("pages/Guide.py", {"depth": "2", "width": "16", **SMALL})
     at.switch_page("pages/explorer.py").run()  # the explorer with the session's own config
     assert at.slider(key="cfg_depth").value == 2
     at.query_params.clear()

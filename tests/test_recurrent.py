@@ -94,7 +94,7 @@ def test_through_time_page():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
     for key, value in {"train_size": "1024", "epochs": "1", "step_pixels": "28", "width": "32"}.items():
         at.query_params[key] = value
-    at.switch_page("pages/through_time.py").run()
+    at.switch_page("pages/Through_time.py").run()
     no_exception(at)
     found = charts(at)
     profile, rows = found["Gradient across time steps"]

@@ -2,8 +2,8 @@
 
 A link is (label, query) for the Explorer, or (label, query, page file) for another page."""
 
-THROUGH_TIME = "pages/through_time.py"
-COMPARE = "pages/compare.py"
+THROUGH_TIME = "pages/Through_time.py"
+COMPARE = "pages/Compare.py"
 DEEP_TANH = {"depth": "40", "width": "256", "activation": "tanh", "initializer": "random_normal", "init_std": "0.0625",
              "optimizer": "sgd", "learning_rate": "0.01"}
 

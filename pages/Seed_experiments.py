@@ -1,5 +1,6 @@
 """The seed article's four experiments, re-run, with computed verdicts."""
 
 from gradviz.ui.seed import seed_page
+from gradviz.ui.navigation import show
 
-seed_page()
+show(seed_page)

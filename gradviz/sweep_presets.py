@@ -1,0 +1,104 @@
+"""Named sweeps from the literature, each with its claim and a verdict computed from the measured
+points (the slope of a log quantity over depth, or how often measurement and theory agree)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from gradviz.config import ConfigError, RunConfig
+from gradviz.sweep import SweepResult, SweepSpec, parse_axis
+from gradviz.sweep import SERIES_FIELDS, X_FIELDS
+
+WIDE = RunConfig(width=256, train_size=2000, epochs=1)
+
+
+@dataclass(frozen=True)
+class SweepPreset:
+    name: str
+    summary: str
+    spec: SweepSpec
+    claim: str
+    judge: Callable[[SweepResult], tuple[str, str]]  # -> (reproduced | partly | not reproduced, why)
+
+
+def slopes(result: SweepResult, key: str) -> dict:
+    """Per series: the least-squares slope of log10(point[key]) over x (per unit of x)."""
+    found = {}
+    for series in dict.fromkeys(p["series"] for p in result.points):
+        rows = [(p["x"], p[key]) for p in result.points if p["series"] == series and p[key] and p[key] > 0]
+        if len(rows) >= 2:
+            xs, ys = np.array([r[0] for r in rows], float), np.log10([r[1] for r in rows])
+            found[series] = float(np.polyfit(xs, ys, 1)[0])
+    return found
+
+
+def _per_layer(slope: float) -> str:
+    return f"×{10 ** slope:.2g} per layer"
+
+
+def judge_glorot_bengio(result: SweepResult) -> tuple[str, str]:
+    found = slopes(result, "delta_ratio_first_last")
+    if len(found) < 3:
+        return "not reproduced", "Too few measured points to fit a slope."
+    shrink = all(v < 0 for v in found.values())
+    fastest = min(found, key=found.get)
+    text = "; ".join(f"{s}: {_per_layer(v)}" for s, v in found.items())
+    why = f"The gradient reaching the first layer, per layer of depth: {text}."
+    if shrink and fastest == "sigmoid":
+        return "reproduced", why
+    return ("partly" if shrink or fastest == "sigmoid" else "not reproduced"), why
+
+
+def judge_he(result: SweepResult) -> tuple[str, str]:
+    found = slopes(result, "forward_rms_last")
+    glorot, he = found.get("glorot_uniform"), found.get("he_normal")
+    if glorot is None or he is None:
+        return "not reproduced", "Too few measured points to fit a slope."
+    why = (f"The last layer's activation RMS, per layer of depth: Glorot {_per_layer(glorot)}, He {_per_layer(he)} "
+           f"(ReLU halving the variance would be ×{math.sqrt(0.5):.2g}).")
+    fades, keeps = glorot < math.log10(0.8), abs(he) < math.log10(1.05)
+    return ("reproduced" if fades and keeps else "partly" if fades or keeps else "not reproduced"), why
+
+
+def judge_order_to_chaos(result: SweepResult) -> tuple[str, str]:
+    cells = [p for p in result.points if p["y"] is not None and p["y"] >= 10 and p["predicted_delta_ratio"]
+             and p["delta_ratio_first_last"] and abs(math.log10(p["predicted_delta_ratio"])) > 0.5]
+    if not cells:
+        return "not reproduced", "No cell deep enough and far enough from the boundary to judge."
+    agree = sum((p["delta_ratio_first_last"] > 1) == (p["predicted_delta_ratio"] > 1) for p in cells) / len(cells)
+    why = (f"In {agree:.0%} of the {len(cells)} cells at depth ≥ 10 and more than ×3 from the boundary, the measured "
+           f"gradient vanishes where χ < 1 and explodes where χ > 1, as predicted.")
+    return ("reproduced" if agree >= 0.95 else "partly" if agree >= 0.75 else "not reproduced"), why
+
+
+def _spec(base: RunConfig, x: str, series: str | None = None, y: str | None = None) -> SweepSpec:
+    return SweepSpec(base, parse_axis(x, X_FIELDS, "x"), parse_axis(series, SERIES_FIELDS, "series") if series else None,
+                     parse_axis(y, X_FIELDS, "y") if y else None)
+
+
+SWEEP_PRESETS: dict[str, SweepPreset] = {p.name: p for p in (
+    SweepPreset("glorot-bengio-depth", "Glorot & Bengio 2010: depth 2-16 with sigmoid, tanh and softsign, standard init",
+                _spec(WIDE.replace(initializer="random_uniform", init_std=0.036), "depth=2:16:8",
+                      "activation=sigmoid,tanh,softsign"),
+                "With the standard initialization U[-1/√n, 1/√n], the gradient reaching the first layer shrinks "
+                "geometrically with depth, fastest for the sigmoid (whose slope is at most 1/4).", judge_glorot_bengio),
+    SweepPreset("he2015-depth", "He et al. 2015: ReLU nets of depth 5-40, Glorot vs He initialization",
+                _spec(WIDE.replace(activation="relu"), "depth=5:40:8", "initializer=glorot_uniform,he_normal"),
+                "With Glorot's initialization each ReLU layer halves the signal's variance, so it fades with depth; He "
+                "initialization (σ_w² = 2) keeps it.", judge_he),
+    SweepPreset("order-to-chaos", "Schoenholz et al. 2017: tanh, σ_w 0.5-4 x depth 2-50 at initialization",
+                _spec(WIDE.replace(activation="tanh", initializer="random_normal"), "init_std=0.03125:0.25:12:log",
+                      y="depth=2,4,7,10,15,20,25,30,40,50"),
+                "Below χ = 1 (the ordered phase) the gradient vanishes with depth, above it (chaos) it explodes, "
+                "more sharply the deeper the network: the boundary is the line χ = 1.", judge_order_to_chaos),
+)}
+
+
+def get_sweep_preset(name: str) -> SweepPreset:
+    if name not in SWEEP_PRESETS:
+        raise ConfigError("sweep", name, "one of " + ", ".join(SWEEP_PRESETS))
+    return SWEEP_PRESETS[name]
