@@ -115,11 +115,12 @@ def cmd_probe(args) -> int:
     load_files(args.data_dir)  # missing data fails here, with the message, before TensorFlow loads
     from gradviz.signal import probe
 
-    report = probe(config, args.data_dir).to_json()
-    if args.json:
-        print(json.dumps(report))
-        return EXIT_OK
-    print(format_probe(report))
+    return emit(probe(config, args.data_dir).to_json(), args.json, format_probe)
+
+
+def emit(report: dict, as_json: bool, formatter) -> int:
+    """One JSON object on stdout, or the report as a person reads it."""
+    print(json.dumps(report) if as_json else formatter(report))
     return EXIT_OK
 
 
@@ -180,11 +181,7 @@ def cmd_sweep(args) -> int:
     if named is not None and not spec.train and spec == named.spec:
         outcome, why = named.judge(result)
         report["sweep"] = {"name": named.name, "claim": named.claim, "verdict": outcome, "why": why}
-    if args.json:
-        print(json.dumps(report))
-        return EXIT_OK
-    print(format_sweep(report))
-    return EXIT_OK
+    return emit(report, args.json, format_sweep)
 
 
 def format_sweep(report: dict) -> str:
