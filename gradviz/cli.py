@@ -52,6 +52,10 @@ def cmd_presets(args) -> int:
     return EXIT_OK
 
 
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr, flush=True)
+
+
 def _progress_printer(progress) -> None:
     print(f"\r  step {progress.step:>6}/{progress.total_steps}  loss {progress.loss:.4g}   ",
           end="", file=sys.stderr, flush=True)
@@ -59,12 +63,13 @@ def _progress_printer(progress) -> None:
 
 def cmd_run(args) -> int:
     config, preset = resolve_config(args.preset, args.set)
-    dataset = _load(config, args.data_dir)
-    from gradviz.diagnose import diagnose  # noqa: E402 - imported late: only `run` needs TensorFlow
+    dataset = _load(config, args.data_dir)  # missing data fails here, before anything is sent anywhere
+    from gradviz import cluster
+    from gradviz.diagnose import diagnose
     from gradviz.report import summary
-    from gradviz.train import train
 
-    result = train(config, dataset, on_progress=None if args.json else _progress_printer)
+    result = cluster.train(config, lambda c: dataset, on_progress=None if args.json else _progress_printer,
+                           on_note=_note)
     findings = diagnose(result)
     if args.save:
         result.save(args.save)
@@ -171,9 +176,13 @@ def cmd_sweep(args) -> int:
     from gradviz.sweep import run_init, run_trained
 
     if spec.train:
-        from gradviz.train import train
+        from gradviz import cluster
 
-        result = run_trained(spec, lambda c: train(c, load_dataset(c.train_size, args.data_dir)))
+        # On a cluster every point is sent at once, so the workers share them; held until the sweep ends.
+        held = [cluster.submit(config) for *_, config in spec.points()]
+        result = run_trained(spec, lambda c: cluster.train(c, lambda d: load_dataset(d.train_size, args.data_dir),
+                                                           on_note=_note))
+        del held
     else:
         x, y, where = probe_batch(PROBE_IMAGES, args.data_dir)
         result = run_init(spec, x, y, where)

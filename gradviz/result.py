@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -76,9 +78,10 @@ class RunResult:
         return not self.stopped and self.steps_done == self.total_steps
 
     def timing(self) -> dict:
+        """Steps, seconds, rate, and where it trained: "in-process" or the Dask worker's address."""
         rate = self.steps_done / self.seconds if self.seconds > 0 else None
         return {"steps": int(self.steps_done), "seconds": round(self.seconds, 3),
-                "steps_per_second": round(rate, 1) if rate else None}
+                "steps_per_second": round(rate, 1) if rate else None, "where": self.meta.get("where", "in-process")}
 
     def final(self) -> dict:
         """Last snapshot's metrics; a diverged run's train loss is the non-finite loss it hit."""
@@ -161,6 +164,33 @@ class RunResult:
     def save(self, path: str | Path) -> tuple[Path, Path]:
         """Write <path>.npz (arrays) and <path>.json (everything else)."""
         base = Path(path)
+        arrays, meta = self._parts()
+        npz, js = base.with_suffix(".npz"), base.with_suffix(".json")
+        np.savez_compressed(npz, **arrays)
+        js.write_text(json.dumps(meta, indent=1, allow_nan=True))
+        return npz, js
+
+    def to_bytes(self) -> bytes:
+        """The whole run as one .npz (its metadata as JSON inside): one object, written at once."""
+        arrays, meta = self._parts()
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays, __meta__=np.array(json.dumps(meta, allow_nan=True)))
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "RunResult":
+        with np.load(io.BytesIO(data)) as archive:
+            meta = json.loads(str(archive["__meta__"]))
+            arrays = {name: archive[name] for name in archive.files if name != "__meta__"}
+        return cls._from_parts(meta, arrays)
+
+    @staticmethod
+    def meta_of(data: bytes) -> dict:
+        """Only the metadata of to_bytes() output (the arrays are not decompressed)."""
+        with np.load(io.BytesIO(data)) as archive:
+            return json.loads(str(archive["__meta__"]))
+
+    def _parts(self) -> tuple[dict, dict]:
         arrays, meta = {}, {"format_version": FORMAT_VERSION}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -170,21 +200,42 @@ class RunResult:
                 meta[f.name] = value.to_dict()
             else:
                 meta[f.name] = value
-        npz, js = base.with_suffix(".npz"), base.with_suffix(".json")
-        np.savez_compressed(npz, **arrays)
-        js.write_text(json.dumps(meta, indent=1, allow_nan=True))
-        return npz, js
+        return arrays, meta
+
+    @classmethod
+    def _from_parts(cls, meta: dict, arrays: dict) -> "RunResult":
+        meta = dict(meta)
+        if meta.pop("format_version", None) != FORMAT_VERSION:
+            raise ValueError("unknown result format")
+        meta["config"] = RunConfig.from_dict(meta["config"])
+        return cls(**meta, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> "RunResult":
         base = Path(path)
         meta = json.loads(base.with_suffix(".json").read_text())
-        if meta.pop("format_version", None) != FORMAT_VERSION:
-            raise ValueError(f"{base}: unknown result format")
-        meta["config"] = RunConfig.from_dict(meta["config"])
         with np.load(base.with_suffix(".npz")) as archive:
-            meta.update({name: archive[name] for name in archive.files})
-        return cls(**meta)
+            arrays = {name: archive[name] for name in archive.files}
+        try:
+            return cls._from_parts(meta, arrays)
+        except ValueError:
+            raise ValueError(f"{base}: unknown result format") from None
+
+
+@dataclass
+class Progress:
+    """Handed to on_progress while a run trains (here, between compiled chunks, or from a worker)."""
+
+    step: int
+    total_steps: int
+    epoch: float
+    loss: float
+    snapshot: Callable[[], RunResult]  # the result so far (built only if asked for)
+    where: str = "in-process"
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total_steps if self.total_steps else 1.0
 
 
 def _hist_frame(layers, edges, hist, snapshot) -> pd.DataFrame:

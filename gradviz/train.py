@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Callable
 
 import keras
@@ -20,7 +19,7 @@ from gradviz.models import (
     submodel,
     tracked_kernels,
 )
-from gradviz.result import RunResult
+from gradviz.result import Progress, RunResult
 from gradviz.steplog import DEFAULT_CAPACITY, StepLog
 from gradviz.steps import CompiledSteps, StepRecord
 from gradviz.tf_setup import tf
@@ -37,21 +36,6 @@ ACT_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0
 DEFAULT_ACT_RANGE = (-4.0, 4.0)
 SATURATION = {"sigmoid": 0.02, "tanh": 0.02}  # within this of the asymptote: derivative ~< 0.04
 STEP_LOG_CAPACITY = DEFAULT_CAPACITY  # rows kept per run, however long it trains
-
-
-@dataclass
-class Progress:
-    """Handed to on_progress between compiled chunks."""
-
-    step: int
-    total_steps: int
-    epoch: float
-    loss: float
-    snapshot: Callable[[], RunResult]  # the result so far (built only if asked for)
-
-    @property
-    def fraction(self) -> float:
-        return self.step / self.total_steps if self.total_steps else 1.0
 
 
 def validate(compiled: CompiledSteps, data: Dataset) -> tuple[float, float, list[np.ndarray]]:

@@ -2,6 +2,7 @@
 
     python tests/loadtest.py --sessions 20            # prints a table; --json for one JSON object
     python tests/loadtest.py --sessions 5 --browser   # real Chromium pages instead of websockets
+    python tests/loadtest.py --cluster --sessions 20 [--workers 2] [--kill-worker]
 
 Each session opens a link to a different small config (so nothing is shared through the cache),
 which the app trains at once. By default a session is a websocket client speaking Streamlit's own
@@ -12,6 +13,12 @@ p50 and p95 seconds from opening the link to the finished result, and the server
 (VmHWM) — first with the N runs, then with them all cached plus one larger training in flight.
 Bounded: at most 40 sessions, and every wait has a deadline. Loopback only: it starts its own
 server with an empty results store, so every session really trains.
+
+With --cluster it starts a Dask scheduler, N workers (one thread each, `--resources train=1`) and
+two Streamlit servers sharing one results store, all on loopback. The sessions alternate between
+the servers and every config is asked for by two sessions (one on each server when N is even), so
+a training should run once for both: reported are the trainings run, how many requests were
+deduplicated, and the trainings per worker. --kill-worker kills one worker while it trains.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from support.dask_cluster import dask_cluster  # noqa: E402
 from support.live_server import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_missing, streamlit_server  # noqa: E402
 
 MAX_SESSIONS = 40
@@ -202,6 +210,71 @@ def run(sessions: int, timeout: float, in_flight: bool = True, warm: bool = True
     }
 
 
+def cluster_link(i: int, epochs: int = 2) -> str:
+    """Session i's config: sessions 2k and 2k+1 ask for the same one (on different servers)."""
+    k = i // 2
+    return f"?depth={3 + k % 3}&width=128&train_size=4000&epochs={epochs}&seed={2000 + k}"
+
+
+def run_cluster(sessions: int, workers: int = 2, timeout: float = 600, kill_worker: bool = False,
+                epochs: int = 2, pin: bool = False) -> dict:
+    """A class on two servers and `workers` Dask workers (see the module's docstring)."""
+    import os
+
+    with tempfile.TemporaryDirectory() as store:
+        env = {"GRADVIZ_STORE_DIR": f"file://{store}", "GRADVIZ_DATA_DIR": os.environ.get("GRADVIZ_DATA_DIR", "")}
+        with dask_cluster(workers, env, name=f"loadtest-cluster-{sessions}", pin=pin) as dask, \
+                streamlit_server(ARTIFACTS / "loadtest-cluster-a.log", {**env, "GRADVIZ_CLUSTER": dask.address}) as (a, _), \
+                streamlit_server(ARTIFACTS / "loadtest-cluster-b.log", {**env, "GRADVIZ_CLUSTER": dask.address}) as (b, _):
+            asyncio.run(drive(a, [""], timeout, False))  # the host opens the app once (as in run())
+            asyncio.run(drive(b, [""], timeout, False))
+            warm = dask.worker_lines()
+            killer = threading.Thread(target=_kill_one_while_training, args=(dask,), daemon=True)
+            if kill_worker:
+                killer.start()
+            wall = time.monotonic()
+            results = asyncio.run(_drive_both(a, b, [cluster_link(i, epochs) for i in range(sessions)], timeout))
+            wall = time.monotonic() - wall
+            if kill_worker:
+                killer.join(5)
+            done = dask.worker_lines()
+    times = [r["seconds"] for r in results if r["ok"]]
+    trained = {f"worker-{i}": done[i] - warm.get(i, 0) for i in done}
+    distinct = len({cluster_link(i, epochs) for i in range(sessions)})
+    return {
+        "client": "websocket", "servers": 2, "workers": workers, "pinned": pin, "sessions": sessions, "epochs": epochs,
+        "distinct_configs": distinct,
+        "completed": len(times), "failed": sessions - len(times), "failures": [r["why"] for r in results if not r["ok"]],
+        "p50_seconds": _round(percentile(times, 0.5)), "p95_seconds": _round(percentile(times, 0.95)),
+        "max_seconds": _round(max(times) if times else None), "wall_seconds": round(wall, 1),
+        "trainings": sum(trained.values()), "deduplicated": sessions - sum(trained.values()),
+        "trainings_per_worker": trained, "killed_worker": getattr(dask, "killed", None),
+    }
+
+
+async def _drive_both(a: str, b: str, links: list[str], timeout: float) -> list[dict]:
+    """Session i on server a if i is even, else on b; all at once."""
+    return list(await asyncio.gather(*(ws_session(a if i % 2 == 0 else b, link, timeout) for i, link in enumerate(links))))
+
+
+def _kill_one_while_training(dask, timeout: float = 120) -> None:
+    """Kill the first worker seen running a gradviz training (so the kill lands mid-training)."""
+    from distributed import Client
+
+    deadline = time.monotonic() + timeout
+    with Client(dask.address, set_as_default=False, timeout=30) as client:
+        while time.monotonic() < deadline:
+            busy = [w for w, keys in client.processing().items() if any("gradviz-train" in str(k) for k in keys)]
+            if busy:
+                names = {w: info["name"] for w, info in client.scheduler_info(n_workers=-1)["workers"].items()}
+                index = int(str(names[busy[0]]).removeprefix("w"))
+                time.sleep(0.5)  # well inside the training
+                dask.kill(dask.workers[index])
+                dask.killed = f"worker-{index}"
+                return
+            time.sleep(0.1)
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
@@ -215,7 +288,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold", action="store_true", help="no first visit before the wave (TensorFlow not loaded)")
     parser.add_argument("--browser", action="store_true", help="Chromium pages instead of websocket sessions")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--cluster", action="store_true", help="two servers and a Dask cluster on loopback")
+    parser.add_argument("--workers", type=int, default=2, choices=range(1, 9), metavar="N",
+                        help="Dask workers with --cluster (1-8, default 2)")
+    parser.add_argument("--kill-worker", action="store_true", help="with --cluster: kill a worker mid-training")
+    parser.add_argument("--pin", action="store_true",
+                        help="with --cluster: pin worker i to CPU i (each as if on a one-core machine of its own)")
+    parser.add_argument("--epochs", type=int, default=2, choices=range(1, 21), metavar="E",
+                        help="with --cluster: epochs per session's run (1-20, default 2; more makes training dominate)")
     args = parser.parse_args(argv)
+    if args.cluster:
+        report = run_cluster(args.sessions, args.workers, args.timeout, args.kill_worker, args.epochs, args.pin)
+        print(json.dumps(report) if args.json else "\n".join(f"{k:<24} {v}" for k, v in report.items()))
+        return 0 if report["failed"] == 0 else 1
     missing = browser_missing() if args.browser else None
     if missing:
         print(f"error: {missing}", file=sys.stderr)

@@ -16,3 +16,14 @@ def test_three_concurrent_sessions_all_get_their_result():
     log = open(report["server_log"]).read()
     # the first visit, three sessions and the larger run: each config trained exactly once
     assert log.count(" finished after ") == 5 and log.count(" started (") == 5
+
+
+def test_a_class_on_two_servers_and_two_workers_survives_a_worker_killed_mid_training():
+    """N = 4 sessions across two servers, each config asked for twice; one worker is killed while
+    it trains: every session still finishes, and each config trained once."""
+    report = loadtest.run_cluster(sessions=4, workers=2, timeout=300, kill_worker=True)
+    print(report)
+    assert report["completed"] == 4 and report["failed"] == 0, report["failures"]
+    assert report["killed_worker"] is not None
+    assert report["trainings"] == report["distinct_configs"] == 2 and report["deduplicated"] == 2
+    assert report["trainings_per_worker"][report["killed_worker"]] == 0  # its run finished on the other worker

@@ -6,6 +6,7 @@ from streamlit.testing.v1 import AppTest
 from gradviz import cli
 from gradviz.config import RunConfig
 from gradviz.runs import COORDINATOR
+from gradviz.result import RunResult
 from gradviz.store import ResultStore
 from gradviz.train import train
 
@@ -70,3 +71,44 @@ def test_bad_grid_line_exits_2(tmp_path, capsys):
     grid.write_text("depth=2\ndepth=99\n")
     assert cli.main(["precompute", "--presets", "", "--grid", str(grid), "--out", str(tmp_path)]) == 2
     assert "line 2: depth='99' is not valid" in capsys.readouterr().err
+
+
+WRITER = """
+import sys
+from gradviz.result import RunResult
+from gradviz.result import RunResult
+from gradviz.store import ResultStore
+result = RunResult.from_bytes(open(sys.argv[2], "rb").read())
+store = ResultStore(sys.argv[1])
+for _ in range(int(sys.argv[3])):
+    store.put(result)
+"""
+
+
+def test_two_processes_writing_the_same_key_at_once_never_show_half_a_result(tmp_path, tiny_data):
+    """Two writer processes put two versions of one run 150 times each into a file:// store while
+    this process reads it: every read is nothing yet or one whole version, never a broken one."""
+    import subprocess
+    import sys
+
+    first = train(CONFIG, tiny_data)
+    second = RunResult.from_bytes(first.to_bytes())
+    second.seconds = first.seconds + 1000.0  # the same run, told apart by its timing
+    versions = {round(first.seconds, 6), round(second.seconds, 6)}
+    paths = []
+    for name, result in (("first", first), ("second", second)):
+        paths.append(tmp_path / f"{name}.bin")
+        paths[-1].write_bytes(result.to_bytes())
+    root = f"file://{tmp_path / 'shared'}"
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, root, str(path), "150"], cwd=ROOT) for path in paths]
+    store, reads = ResultStore(root), 0
+    while any(w.poll() is None for w in writers):
+        found = store.get(CONFIG, tiny_data.info())  # None for an entry that cannot be read
+        if reads:
+            assert found is not None, "a reader met a half-written entry"
+        if found is not None:
+            assert round(found.seconds, 6) in versions
+            reads += 1
+    assert [w.returncode for w in writers] == [0, 0] and reads > 0
+    assert round(store.get(CONFIG, tiny_data.info()).seconds, 6) in versions
+    assert not list((tmp_path / "shared").glob("*partial*"))  # every temporary name was renamed into place

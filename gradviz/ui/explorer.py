@@ -41,8 +41,9 @@ def explorer_page() -> None:
     headline(result, findings, state.preset)
     main_charts(result)
     findings_panel(findings)
+    where = result.meta.get("where", "in-process")
     st.caption(f"Data: {literal(result.data['description'])}. Trained {result.steps_done:,} steps in "
-               f"{result.seconds:.1f} s.")
+               f"{result.seconds:.1f} s" + ("." if where == "in-process" else f" on the cluster's worker {literal(where)}."))
     detail_tabs(result, state, probe)
 
 

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import streamlit as st
 from streamlit import runtime
 
-from gradviz import charts
+from gradviz import charts, cluster
 from gradviz.config import RunConfig, format_value
 from gradviz.data import DataUnavailable, load_dataset, load_files
 from gradviz.result import RunResult
@@ -58,6 +58,8 @@ class LiveView:
 
     def update(self, progress) -> None:
         self.steps = progress.step
+        if progress.where != "in-process":
+            self.status.info(f"Training on the cluster's worker {literal(progress.where)}", icon=":material/lan:")
         self.progress.progress(progress.fraction, text=f"Training: step {progress.step:,} of "
                                f"{progress.total_steps:,} (epoch {progress.epoch:.1f}), loss {progress.loss:.4g}")
         if time.monotonic() - self.last_draw >= LIVE_REFRESH_SECONDS:
@@ -133,6 +135,16 @@ def obtain_result(config: RunConfig, run_requested: bool, present: bool, fix_but
     if not _budget_check(config, fix_button) or not run_requested or not _data_available():
         return None
     live = LiveView(present)
+    if cluster.address() is not None and cluster.client() is not None:  # the cluster queues and trains
+        live.status.info(f"Sent to the cluster at {literal(cluster.address())}: waiting for a free worker ...",
+                         icon=":material/lan:")
+        result = _train_for_session(config, None, live)
+        if result is not None:
+            COORDINATOR.cache.put(config.cache_key(), result)
+        live.clear()
+        return result
+    if cluster.address() is not None:
+        st.warning(literal(cluster.problem()), icon=":material/lan:")
     live.status.info("Preparing the training ...", icon=":material/model_training:")
     try:
         with COORDINATOR.gate.turn(on_wait=live.waiting, owner=session_id()):
@@ -183,9 +195,8 @@ def _data_available() -> bool:
 
 
 def _train_for_session(config: RunConfig, dataset, live: LiveView) -> RunResult | None:
-    """One training for this session: None if it failed (with a message) or the session left."""
-    from gradviz.train import train  # TensorFlow is imported once, on the first training
-
+    """One training for this session, here or on the cluster (`dataset` None: load it only if it
+    falls back to training here): None if it failed (with a message) or the session left."""
     _log_to_server_console()
     COORDINATOR.trainings_started += 1
     tag, started = config.cache_key()[:10], time.monotonic()
@@ -194,9 +205,14 @@ def _train_for_session(config: RunConfig, dataset, live: LiveView) -> RunResult 
     outcome = "interrupted (its session ended or reran)"  # a Streamlit stop/rerun raised through train()
     result = None
     try:
-        result = train(config, dataset, on_progress=live.update, should_stop=_session_ended())
-        outcome = "stopped: its session ended" if result.stopped else "finished"
-        return None if result.stopped else result
+        result = cluster.train(config, lambda c: dataset if dataset is not None else load_dataset(c.train_size),
+                               on_progress=live.update, should_stop=_session_ended(),
+                               on_note=lambda message: st.warning(literal(message), icon=":material/lan:"))
+        if result is None or result.stopped:
+            outcome = "stopped: its session ended"
+            return None
+        outcome = "finished"
+        return result
     except Exception as error:  # noqa: BLE001 - a page shows a message, never a traceback
         outcome = f"failed ({type(error).__name__})"
         LOG.exception("training failed for %s", config)
@@ -206,5 +222,6 @@ def _train_for_session(config: RunConfig, dataset, live: LiveView) -> RunResult 
         return None
     finally:
         steps = result.steps_done if result is not None else live.steps
-        LOG.info("training %s %s after %d steps, %.1f s", tag, outcome, steps, time.monotonic() - started)
+        where = result.meta.get("where", "in-process") if result is not None else "in-process"
+        LOG.info("training %s %s after %d steps, %.1f s (%s)", tag, outcome, steps, time.monotonic() - started, where)
         release_free_memory()  # what this training freed goes back to the OS before the next one starts
