@@ -207,23 +207,39 @@ def preview_models() -> dict[str, RunConfig]:
 
 def time_preview(config: RunConfig, x: np.ndarray, y: np.ndarray, repeats: int) -> dict:
     """What the server does when a control changes to a model it has not seen: measure the new
-    model at initialization (a new seed each time, so nothing is cached) and build the view's two
-    charts down to their Vega-Lite JSON. Milliseconds, median over `repeats`."""
+    model at initialization (a new seed each time, so nothing is drawn before) and build the
+    view's two charts down to their Vega-Lite JSON. Milliseconds, median over `repeats`."""
+    return _time_probes([config.replace(seed=10_000 + i) for i in range(repeats)], x, y)
+
+
+def time_redraw(config: RunConfig, x: np.ndarray, y: np.ndarray, repeats: int) -> dict:
+    """A control change on a network already drawn: the activation flips back and forth on one
+    seed, so the initial weights are re-used (gradviz.init_draws) and only the probe runs again."""
+    from gradviz.init_draws import DRAWS
+
+    DRAWS.clear()
+    first = _time_probes([config], x, y)["median_ms"]
+    flips = [config.replace(activation=("tanh", "relu")[i % 2]) for i in range(repeats)]
+    return dict(_time_probes(flips, x, y), first_draw_ms=first, draws_reused=DRAWS.hits)
+
+
+def _time_probes(configs: list[RunConfig], x: np.ndarray, y: np.ndarray) -> dict:
+    """Probe each config and build its charts: milliseconds, median over the configs."""
     from gradviz.signal import measure
     from gradviz.signal_charts import signal_charts
 
     second_moment = float(np.mean(np.square(x, dtype=np.float64)))
     probe_ms, total_ms = [], []
-    for i in range(repeats):
+    for config in configs:
         started = time.perf_counter()
-        probe = measure(config.replace(seed=10_000 + i), x, y)
+        probe = measure(config, x, y)
         probed = time.perf_counter()
         for data, spec in signal_charts(probe.config, probe, second_moment):
             json.dumps(spec), data.to_json()  # what a page is sent (Streamlit sends the data as Arrow)
         probe_ms.append(1000 * (probed - started))
         total_ms.append(1000 * (time.perf_counter() - started))
     return {"median_ms": round(statistics.median(total_ms), 1), "probe_ms": round(statistics.median(probe_ms), 1),
-            "min_ms": round(min(total_ms), 1), "max_ms": round(max(total_ms), 1), "repeats": repeats}
+            "min_ms": round(min(total_ms), 1), "max_ms": round(max(total_ms), 1), "repeats": len(configs)}
 
 
 def run_preview_bench(x: np.ndarray, y: np.ndarray, repeats: int = 5) -> dict:
@@ -232,6 +248,7 @@ def run_preview_bench(x: np.ndarray, y: np.ndarray, repeats: int = 5) -> dict:
 
     measure(RunConfig(depth=2, width=16), x, y)
     return {"preview": {name: time_preview(config, x, y, repeats) for name, config in preview_models().items()},
+            "redraw": {"mlp 50x1024": time_redraw(RunConfig(depth=50, width=1024), x, y, repeats)},
             "probe_images": int(len(y)),
             "machine": {"cpus": available_cores(), "platform": platform.platform(), "tensorflow": tf.__version__}}
 

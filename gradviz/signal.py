@@ -3,7 +3,8 @@ pre-activations and activations) and backward signal (each kernel's gradient nor
 probe batch, with the mean-field prediction (gradviz.theory) beside it. No training, no Streamlit.
 
 Plain MLPs, where the theory applies and sweeps need many points, are measured on a fast path:
-the same seeded Keras initializers draw the same kernels as gradviz's model, the forward pass is a
+the same seeded Keras initializers draw the same kernels as gradviz's model (their unit draws kept
+by gradviz.init_draws, so a change of σ or activation does not draw again), the forward pass is a
 few eager matmuls, and each kernel's gradient norm comes from the pre-activation gradients through
 ||H^T D||_F^2 = sum((H H^T) * (D D^T)), which never forms a (fan_in x fan_out) gradient. Every other
 model is built with Keras and measured with a GradientTape. Both run eagerly: tracing a graph for
@@ -25,7 +26,8 @@ import numpy as np
 from gradviz import theory
 from gradviz.architecture import ACT_SUFFIX
 from gradviz.config import RunConfig
-from gradviz.models import build_model, make_initializer, model_inputs, submodel, tracked_kernels
+from gradviz.init_draws import initial_kernel
+from gradviz.models import build_model, model_inputs, submodel, tracked_kernels
 from gradviz.tf_setup import tf
 
 # Fields an initialization-time measurement does not read: how the model would be trained.
@@ -144,7 +146,7 @@ def _mlp_signals(config: RunConfig, x: tf.Tensor, y: tf.Tensor):
     """A plain MLP by hand, with the kernels gradviz's model would start from (same seeds, same
     order: hidden_01 ... hidden_NN, then output; biases start at 0 and are left out)."""
     depth = config.depth
-    kernels = [make_initializer(config, i)(shape, "float32") for i, shape in enumerate(mlp_shapes(config), 1)]
+    kernels = [initial_kernel(config, i, shape) for i, shape in enumerate(mlp_shapes(config), 1)]
     act = keras.activations.get(config.activation)
     h = tf.reshape(x, (x.shape[0], 784))
     inputs, preacts = [], []

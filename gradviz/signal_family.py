@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from gradviz.config import RunConfig
-from gradviz.models import make_initializer
+from gradviz.init_draws import initial_kernel
 from gradviz.signal import SignalProbe, fast_path, probe_from
 from gradviz.tf_setup import tf
 
@@ -44,9 +44,9 @@ def measure_family(config: RunConfig, x: np.ndarray, y: np.ndarray, depths: list
     numbers = (_traced(config.activation, tuple(depths), config.width, len(y)) if len(stds) > 2
                else _family_graph(config.activation, tuple(depths)))
     unit = config.replace(init_std=1.0)
-    base_hidden = [_draw(unit if scaled else config, i, (784 if i == 1 else config.width, config.width))
+    base_hidden = [initial_kernel(unit if scaled else config, i, (784 if i == 1 else config.width, config.width))
                    for i in range(1, max(depths) + 1)]
-    base_out = [_draw(unit if scaled else config, d + 1, (config.width, 10)) for d in depths]
+    base_out = [initial_kernel(unit if scaled else config, d + 1, (config.width, 10)) for d in depths]
     found = {}
     for std in stds:
         started = time.perf_counter()
@@ -61,10 +61,6 @@ def measure_family(config: RunConfig, x: np.ndarray, y: np.ndarray, depths: list
                        rows[:, 0].tolist(), rows[:, 1].tolist(), [], rows[:, 2].tolist())
             found[(depth, std)] = probe_from(config.replace(depth=depth, init_std=std), x_t, signals, each, data)
     return found
-
-
-def _draw(config: RunConfig, index: int, shape: tuple[int, int]) -> tf.Tensor:
-    return make_initializer(config, index)(shape, "float32")
 
 
 def _rows_of(depths: list[int], d: int) -> list[int]:

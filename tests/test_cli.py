@@ -228,3 +228,11 @@ def test_bench_first_run_traces_and_the_rerun_reuses(tiny_data, monkeypatch):
     for method in (bench.time_gradviz, bench.time_gradviz_rerun, bench.time_gradviz):
         method(config, tiny_data)
     assert found == [False, True, False]
+
+
+def test_bench_redraw_reuses_every_initial_weight(tiny_data):
+    """The redraw timing probes one network again with another activation: every kernel (three
+    hidden, one output) must come from the kept draw, on each of the two flips."""
+    row = bench.time_redraw(RunConfig(depth=3, width=32), tiny_data.x_val[:16], tiny_data.y_val[:16], repeats=2)
+    assert row["draws_reused"] == 4 * 2 and row["repeats"] == 2
+    assert row["median_ms"] > 0 and row["first_draw_ms"] > 0
