@@ -42,7 +42,7 @@ def main() -> int:
             page = browser.new_page(viewport={"width": width, "height": height})
             page.goto(url + "/" + link)
             page.get_by_text(marker).first.wait_for(timeout=300_000)
-            page.locator(".vega-embed").last.wait_for(timeout=60_000)
+            page.locator(".vega-embed:visible").last.wait_for(timeout=60_000)  # charts in closed tabs stay hidden
             page.wait_for_timeout(2500)  # let Vega finish drawing
             page.screenshot(path=str(OUT / f"{name}.png"))
             print(f"wrote {OUT / name}.png")
