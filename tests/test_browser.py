@@ -86,7 +86,10 @@ def test_pick_a_preset_run_it_and_see_the_heatmap(server, page):
     page.locator(".vega-embed canvas, .vega-embed svg").first.wait_for(timeout=30_000)
     page.wait_for_timeout(1500)  # let Vega finish drawing before the picture
     assert_clean(page)
-    assert "preset=exploding-linear" in page.url
+    from playwright.sync_api import expect  # here: the module imports without Playwright
+
+    # The script writes the URL as it reruns: poll for it (an immediate read once missed it under load).
+    expect(page).to_have_url(re.compile(r"[?&]preset=exploding-linear(&|$)"), timeout=30_000)
     assert page.get_by_text("Apply fix: clipnorm=1").count() == 1
     page.screenshot(path=str(ARTIFACTS / "explorer.png"), full_page=True)
 
