@@ -68,9 +68,9 @@ def initial_kernel(config: RunConfig, index: int, shape: tuple[int, ...]) -> tf.
     if isinstance(init, keras.initializers.Orthogonal):
         unit = DRAWS.get(("orthogonal", init.seed, shape),
                          lambda: keras.initializers.Orthogonal(gain=1.0, seed=init.seed)(shape, "float32"))
-        return _f32(init.gain) * unit
+        return np.float32(init.gain) * unit
     if isinstance(init, keras.initializers.RandomNormal):
-        return _normal("normal", init.seed, shape) * _f32(init.stddev) + _f32(init.mean)
+        return _normal("normal", init.seed, shape) * np.float32(init.stddev) + np.float32(init.mean)
     if isinstance(init, keras.initializers.RandomUniform):
         return _uniform(init.seed, shape, init.minval, init.maxval)
     if isinstance(init, keras.initializers.VarianceScaling):
@@ -86,9 +86,9 @@ def _variance_scaling(init: keras.initializers.VarianceScaling, shape: tuple[int
     fan = {"fan_in": fan_in, "fan_out": fan_out}.get(init.mode, (fan_in + fan_out) / 2.0)
     scale = init.scale / max(1.0, fan)
     if init.distribution == "truncated_normal":
-        return _normal("truncated_normal", init.seed, shape) * _f32(math.sqrt(scale) / 0.87962566103423978)
+        return _normal("truncated_normal", init.seed, shape) * np.float32(math.sqrt(scale) / 0.87962566103423978)
     if init.distribution == "untruncated_normal":
-        return _normal("normal", init.seed, shape) * _f32(math.sqrt(scale))
+        return _normal("normal", init.seed, shape) * np.float32(math.sqrt(scale))
     limit = math.sqrt(3.0 * scale)
     return _uniform(init.seed, shape, -limit, limit)
 
@@ -100,8 +100,4 @@ def _normal(family: str, seed: int, shape: tuple[int, ...]) -> tf.Tensor:
 
 def _uniform(seed: int, shape: tuple[int, ...], minval: float, maxval: float) -> tf.Tensor:
     unit = DRAWS.get(("uniform", seed, shape), lambda: keras.random.uniform(shape, seed=seed, dtype="float32"))
-    return unit * (_f32(maxval) - _f32(minval)) + _f32(minval)  # as TensorFlow computes it, in float32
-
-
-def _f32(value: float) -> np.float32:
-    return np.float32(value)
+    return unit * (np.float32(maxval) - np.float32(minval)) + np.float32(minval)  # as TensorFlow computes it, in float32

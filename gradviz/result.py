@@ -254,4 +254,4 @@ def _hist_frame(layers, edges, hist, snapshot) -> pd.DataFrame:
 
 def finite_or_none(value: float | None) -> float | None:
     """JSON has no NaN/Inf: non-finite numbers become null."""
-    return value if value is not None and math.isfinite(value) else None
+    return float(value) if value is not None and math.isfinite(value) else None

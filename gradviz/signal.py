@@ -28,6 +28,7 @@ from gradviz.architecture import ACT_SUFFIX
 from gradviz.config import RunConfig
 from gradviz.init_draws import initial_kernel
 from gradviz.models import build_model, model_inputs, submodel, tracked_kernels
+from gradviz.result import finite_or_none
 from gradviz.tf_setup import tf
 
 # Fields an initialization-time measurement does not read: how the model would be trained.
@@ -84,29 +85,26 @@ class SignalProbe:
         """The `python -m gradviz probe --json` object (contract in DESIGN.md)."""
         p = self.prediction
         predicted = None if p is None else {
-            "preact_var": [_finite(v) for v in p.preact_var],
-            "grad_factor_per_layer": _finite(p.grad_factor_per_layer),
-            "ratio_first_last": _finite(p.ratio_first_last),
-            "grad_norm_relative": [_finite(v) for v in p.grad_norm_relative],
-            "chi": [_finite(v) for v in p.chi],
-            "delta_ratio_first_last": _finite(p.delta_ratio_first_last),
+            "preact_var": [finite_or_none(v) for v in p.preact_var],
+            "grad_factor_per_layer": finite_or_none(p.grad_factor_per_layer),
+            "ratio_first_last": finite_or_none(p.ratio_first_last),
+            "grad_norm_relative": [finite_or_none(v) for v in p.grad_norm_relative],
+            "chi": [finite_or_none(v) for v in p.chi],
+            "delta_ratio_first_last": finite_or_none(p.delta_ratio_first_last),
         }
         out = {"config": self.config.to_dict(), "layers": list(self.layers),
-               "preact_rms": [_finite(v) for v in self.preact_rms], "forward_rms": [_finite(v) for v in self.forward_rms],
-               "grad_norm": [_finite(v) for v in self.grad_norm], "ratio_first_last": _finite(self.ratio_first_last),
+               "preact_rms": [finite_or_none(v) for v in self.preact_rms], "forward_rms": [finite_or_none(v) for v in self.forward_rms],
+               "grad_norm": [finite_or_none(v) for v in self.grad_norm], "ratio_first_last": finite_or_none(self.ratio_first_last),
                "grad_norm_per_example": None if self.grad_norm_per_example is None
-               else [_finite(v) for v in self.grad_norm_per_example],
-               "ratio_first_last_per_example": _finite(self.ratio_first_last_per_example),
-               "delta_ratio_first_last": _finite(self.delta_ratio_first_last),
+               else [finite_or_none(v) for v in self.grad_norm_per_example],
+               "ratio_first_last_per_example": finite_or_none(self.ratio_first_last_per_example),
+               "delta_ratio_first_last": finite_or_none(self.delta_ratio_first_last),
                "predicted": predicted, "law": self.law, "not_covered": theory.not_covered(self.config),
                "input_second_moment": self.input_second_moment, "data": self.data, "seconds": round(self.seconds, 4)}
         if self.time_grad:
-            out["time_grad"] = [_finite(v) for v in self.time_grad]
+            out["time_grad"] = [finite_or_none(v) for v in self.time_grad]
         return out
 
-
-def _finite(value: float | None) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None
 
 
 def probe_key(config: RunConfig) -> str:
@@ -160,17 +158,12 @@ def _mlp_signals(config: RunConfig, x: tf.Tensor, y: tf.Tensor):
         preacts.append(tf.matmul(h, kernels[-1]))
         loss = _loss(preacts[-1], y)
     deltas = tape.gradient(loss, preacts)
-    grads = [_product_norm(a, d) for a, d in zip(inputs, deltas)]
-    batch = int(x.shape[0])
-    # One example's own gradient of a kernel is an outer product: its norm is |input| x |delta|
-    # (x the batch size, since `loss` is the batch mean). Mean-field theory describes these.
-    squares = [tf.reduce_sum(d * d, 1) for d in deltas]
-    per_example = [float(tf.sqrt(tf.reduce_mean(tf.reduce_sum(a * a, 1) * sq))) * batch for a, sq in zip(inputs, squares)]
-    delta_rms = [float(tf.sqrt(tf.reduce_mean(sq))) * batch for sq in squares]
+    batch = float(x.shape[0])
+    stats = tf.concat([kernel_stats(a, d[None], batch) for a, d in zip(inputs, deltas)], 0).numpy()
     pre = [_rms(z) for z in preacts]
     post = [_rms(v) for v in inputs[1:]] + [pre[-1]]
     names = [f"hidden_{i:02d}" for i in range(1, depth + 1)] + ["output"]
-    return names, pre, post, grads, per_example, [], delta_rms
+    return names, pre, post, stats[:, 0].tolist(), stats[:, 1].tolist(), [], stats[:, 2].tolist()
 
 
 def mlp_shapes(config: RunConfig) -> list[tuple[int, int]]:
@@ -178,10 +171,18 @@ def mlp_shapes(config: RunConfig) -> list[tuple[int, int]]:
     return [(784, config.width)] + [(config.width, config.width)] * (config.depth - 1) + [(config.width, 10)]
 
 
-def _product_norm(a: tf.Tensor, d: tf.Tensor) -> float:
-    """||a^T d||_F without forming a^T d: sqrt(sum((a a^T) * (d d^T))) over the batch's rows."""
-    square = tf.reduce_sum(tf.matmul(a, a, transpose_b=True) * tf.matmul(d, d, transpose_b=True))
-    return math.sqrt(max(float(square), 0.0))
+def kernel_stats(a: tf.Tensor, deltas: tf.Tensor, batch: float | tf.Tensor) -> tf.Tensor:
+    """[n, 3] for a kernel with input `a` [B, in] in each of n stacked networks whose batch-mean
+    loss sends it deltas [n, B, out] (dL/dz): the batch gradient's norm ||a^T d||, through the Gram
+    matrices sum((a a^T) * (d d^T)) so the (in x out) gradient is never formed; the RMS over
+    examples of each one's own gradient norm (an outer product's: |a_i| |d_i| x B, undoing the
+    mean); and the RMS of each one's |dL/dz| x B. Mean-field theory describes the last two."""
+    gram = tf.matmul(a, a, transpose_b=True)
+    norms = tf.sqrt(tf.maximum(tf.reduce_sum(tf.matmul(deltas, deltas, transpose_b=True) * gram, [1, 2]), 0.0))
+    squares = tf.reduce_sum(deltas * deltas, 2)
+    per_example = tf.sqrt(tf.reduce_mean(tf.reduce_sum(a * a, 1)[None] * squares, 1)) * batch
+    delta_rms = tf.sqrt(tf.reduce_mean(squares, 1)) * batch
+    return tf.stack([norms, per_example, delta_rms], 1)
 
 
 def _keras_signals(config: RunConfig, x: tf.Tensor, y: tf.Tensor):

@@ -21,7 +21,7 @@ import numpy as np
 
 from gradviz.config import RunConfig
 from gradviz.init_draws import initial_kernel
-from gradviz.signal import SignalProbe, fast_path, probe_from
+from gradviz.signal import SignalProbe, fast_path, kernel_stats, probe_from
 from gradviz.tf_setup import tf
 
 TRACES_KEPT = 8
@@ -120,7 +120,7 @@ def _family_graph(activation: str, depths: tuple[int, ...]):
             logits = tf.matmul(inputs[depth], outs[d])
             logits_rms.append(tf.sqrt(tf.reduce_mean(tf.square(logits))))
             d_out = (tf.nn.softmax(logits) - onehot) / batch
-            stats.append(_kernel_stats(inputs[depth], d_out[None], batch))
+            stats.append(kernel_stats(inputs[depth], d_out[None], batch))
             entering[depth] = entering.get(depth, []) + [tf.matmul(d_out, outs[d], transpose_b=True)]
         stacked = None
         for layer in range(max(depths), 0, -1):
@@ -131,19 +131,7 @@ def _family_graph(activation: str, depths: tuple[int, ...]):
             if layer in entering:  # networks whose last hidden layer this is
                 fresh = tf.stack(entering[layer]) * slopes[layer - 1]
                 stacked = fresh if stacked is None else tf.concat([stacked, fresh], 0)
-            stats.append(_kernel_stats(inputs[layer - 1], stacked, batch))
+            stats.append(kernel_stats(inputs[layer - 1], stacked, batch))
         return tf.stack(pre), tf.stack(post), tf.stack(logits_rms), tf.concat(stats, 0)
 
     return numbers
-
-
-def _kernel_stats(a: tf.Tensor, deltas: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
-    """[n, 3] for a kernel with input `a` [B, in] in each of n stacked networks with deltas
-    [n, B, out]: the batch gradient's norm (through the Gram matrices, never forming in x out),
-    the RMS over examples of each one's gradient norm, and of each one's |dL/dz|."""
-    gram = tf.matmul(a, a, transpose_b=True)
-    norms = tf.sqrt(tf.maximum(tf.reduce_sum(tf.matmul(deltas, deltas, transpose_b=True) * gram, [1, 2]), 0.0))
-    squares = tf.reduce_sum(deltas * deltas, 2)
-    per_example = tf.sqrt(tf.reduce_mean(tf.reduce_sum(a * a, 1)[None] * squares, 1)) * batch
-    delta_rms = tf.sqrt(tf.reduce_mean(squares, 1)) * batch
-    return tf.stack([norms, per_example, delta_rms], 1)

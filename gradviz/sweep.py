@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from gradviz.config import RULES, ConfigError, RunConfig, format_value, parse_value
+from gradviz.result import finite_or_none
 
 X_FIELDS = ("depth", "init_std", "init_gain", "learning_rate", "width", "step_pixels")
 SERIES_FIELDS = ("activation", "initializer", "optimizer", "batch_norm", "residual")
@@ -170,21 +171,18 @@ class SweepResult:
                 "seconds": round(self.seconds, 3)}
 
 
-def _finite(value) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None
-
 
 def probe_point(xv, s, yv, probe) -> dict:
     """A point measured at initialization, with the theory's prediction where it applies."""
     depth = probe.config.depth
     prediction = probe.prediction
     forward_last = probe.forward_rms[-2] if len(probe.forward_rms) > 1 else probe.forward_rms[-1]  # the last hidden layer
-    return {"x": xv, "series": s, "y": yv, "ratio_first_last": _finite(probe.ratio_first_last),
-            "delta_ratio_first_last": _finite(probe.delta_ratio_first_last),
-            "forward_rms_last": _finite(forward_last),
-            "predicted_ratio": _finite(prediction.ratio_first_last) if prediction else None,
-            "predicted_delta_ratio": _finite(prediction.delta_ratio_first_last) if prediction else None,
-            "predicted_forward_rms_last": _finite(math.sqrt(prediction.act_second_moment[depth - 1]))
+    return {"x": xv, "series": s, "y": yv, "ratio_first_last": finite_or_none(probe.ratio_first_last),
+            "delta_ratio_first_last": finite_or_none(probe.delta_ratio_first_last),
+            "forward_rms_last": finite_or_none(forward_last),
+            "predicted_ratio": finite_or_none(prediction.ratio_first_last) if prediction else None,
+            "predicted_delta_ratio": finite_or_none(prediction.delta_ratio_first_last) if prediction else None,
+            "predicted_forward_rms_last": finite_or_none(math.sqrt(prediction.act_second_moment[depth - 1]))
             if prediction else None}
 
 
@@ -225,8 +223,8 @@ def run_init(spec: SweepSpec, x: np.ndarray, y: np.ndarray, data: dict | None = 
 
 def trained_point(xv, s, yv, run) -> dict:
     final = run.final()
-    return {"x": xv, "series": s, "y": yv, "ratio_first_last": _finite(run.grad_norm_ratio_first_last()),
-            "forward_rms_last": _finite(float(np.sqrt(np.sum(run.act_stats[0, -1, :2] ** 2))))
+    return {"x": xv, "series": s, "y": yv, "ratio_first_last": finite_or_none(run.grad_norm_ratio_first_last()),
+            "forward_rms_last": finite_or_none(float(np.sqrt(np.sum(run.act_stats[0, -1, :2] ** 2))))
             if run.act_stats.shape[1] else None,
             "predicted_ratio": None, "val_accuracy": final["val_accuracy"], "diverged_at_step": run.diverged_at_step}
 

@@ -196,7 +196,7 @@ def test_the_sweeps_page_reads_its_link_and_refuses_a_bad_one(real_data_or_skip,
 
 def test_a_trained_sweep_over_the_budget_offers_the_largest_that_fits(real_data_or_skip, monkeypatch):
     from gradviz.runs import COORDINATOR
-    from support.apptest import no_exception
+    from support.apptest import charts, no_exception
     from support.helpers import displayed
 
     real_data_or_skip(2000)
@@ -214,3 +214,6 @@ def test_a_trained_sweep_over_the_budget_offers_the_largest_that_fits(real_data_
     no_exception(at)
     assert COORDINATOR.trainings_started == before + 3
     assert at.number_input(key="cfg_epochs").value == 1 and at.select_slider(key="cfg_train_size").value == 1000
+    # the points are drawn (as each lands, into one slot): one accuracy and one gradient-ratio chart, 3 points each
+    drawn = [rows for title, (_, rows) in charts(at).items() if "solid: measured" in str(title)]
+    assert len(drawn) == 2 and all(max(rows) == 3 for rows in drawn)

@@ -179,17 +179,21 @@ def _trained(spec: SweepSpec) -> SweepResult | None:
     run = run or st.session_state.pop("sweep_autorun", False)
     from gradviz.sweep import run_trained
 
-    slot = st.empty()
-    found = run_trained(spec, lambda c: obtain_result(c, True, present=False) if run else stored_result(c))
+    slot, points = st.empty(), []  # the charts sit above each point's live training, redrawn as points land
+
+    def draw(point: dict) -> None:
+        points.append(point)
+        with slot.container():
+            for measure in ("accuracy", "kernel"):
+                figure = sweep_charts.sweep_chart(points, measure, spec.x.field, height=260)
+                chart(figure)
+        st.session_state.sweep_figure = figure
+
+    found = run_trained(spec, lambda c: obtain_result(c, True, present=False) if run else stored_result(c),
+                        on_point=draw)
     if len(found.points) < len(spec.points()):
         st.info(f"{len(found.points)} of {len(spec.points())} points are trained; press **Train the sweep** for the "
                 "rest (each is a short run, cached for everyone).", icon=":material/play_arrow:")
-    if found.points:
-        with slot.container():
-            for measure in ("accuracy", "kernel"):
-                figure = sweep_charts.sweep_chart(found.points, measure, spec.x.field, height=260)
-                chart(figure)
-            st.session_state.sweep_figure = figure
     return found
 
 
