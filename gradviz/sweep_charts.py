@@ -55,8 +55,8 @@ def sweep_chart(points: list[dict], measure: str, x_field: str, height: int = 32
         x=x, y=y, color=color, tooltip=tooltip)
     diverged = alt.Chart(frame[frame.diverged]).mark_point(shape="cross", size=160, color=DIVERGED_COLOR,
                                                            filled=True).encode(x=x, y=alt.Y("value:Q"), tooltip=tooltip)
-    return alt.layer(theory, measured, diverged).properties(
-        height=height, title=f"{title} (solid: measured; dashed: mean-field theory)")
+    legend = "solid: measured; dashed: mean-field theory" if (frame.kind == "theory").any() else "measured"
+    return alt.layer(theory, measured, diverged).properties(height=height, title=f"{title} ({legend})")
 
 
 def _edges(values: list[float], log: bool) -> tuple[list[float], list[float]]:
