@@ -168,7 +168,7 @@ def test_presentation_mode_from_the_url():
     assert spec["autosize"]["type"] == "fit"  # the whole chart fits the box the page gives it
     assert not at.title  # no page title on the stage
     assert any(m.value.startswith("#### Diverged") for m in at.markdown)
-    assert [b.label for b in at.button if b.label.startswith("Apply fix")] == ["Apply fix: clipnorm=1.0"]
+    assert [b.label for b in at.button if b.label.startswith("Apply fix")] == ["Apply fix: clipnorm=1"]  # as in the panel
 
 
 def test_a_talk_walks_through_its_presets_with_previous_and_next():

@@ -27,12 +27,19 @@ def findings_panel(findings: list[Finding], key_prefix: str = "fix") -> None:
     """Every finding in a coloured box, with an Apply-fix button where a single change fixes it."""
     st.subheader("Diagnosis")
     for i, finding in enumerate(findings):
-        BOXES[finding.severity](f"**{finding.kind.replace('_', ' ')}** - {finding.message}",
-                                icon=SEVERITY_ICON[finding.severity])
-        if finding.fix:
-            change = ", ".join(f"{k}={format_value(v)}" for k, v in finding.fix.items())
-            st.button(f"Apply fix: {change}", key=f"{key_prefix}_{i}", on_click=apply_fix, args=(finding.fix,),
-                      type="primary" if finding.severity == "critical" else "secondary", icon=":material/build:")
+        finding_box(finding, key=f"{key_prefix}_{i}")
+
+
+def finding_box(finding: Finding, key: str, text: str | None = None, primary: bool = False) -> None:
+    """One finding in its severity's colour (`text` in place of its message), and its Apply-fix
+    button if it has a fix (primary for a critical finding, or when asked)."""
+    BOXES[finding.severity](f"**{finding.kind.replace('_', ' ')}** - {text or finding.message}",
+                            icon=SEVERITY_ICON[finding.severity])
+    if finding.fix:
+        change = ", ".join(f"{k}={format_value(v)}" for k, v in finding.fix.items())
+        st.button(f"Apply fix: {change}", key=key, on_click=apply_fix, args=(finding.fix,),
+                  type="primary" if primary or finding.severity == "critical" else "secondary",
+                  icon=":material/build:")
 
 
 def findings_columns(runs: dict[str, RunResult], top_only: bool = False) -> None:

@@ -10,9 +10,9 @@ from gradviz import charts
 from gradviz.diagnose import Finding
 from gradviz.presets import PRESETS
 from gradviz.result import RunResult
-from gradviz.ui.components import BOXES, headline_text
-from gradviz.ui.session import apply_fix, show_config
-from gradviz.ui.text import SEVERITY_ICON, literal
+from gradviz.ui.components import finding_box, headline_text
+from gradviz.ui.session import show_config
+from gradviz.ui.text import literal
 from gradviz.urlstate import AppState
 
 TALK_KEY = "talk"
@@ -76,13 +76,7 @@ def stage(result: RunResult | None, findings: list[Finding], talk: list[str], st
     with right:
         with st.container(key="stage_loss"):
             st.altair_chart(_fit(charts.loss_chart(result)), width="stretch", height="stretch")
-        top = findings[0]
-        BOXES[top.severity](f"**{top.kind.replace('_', ' ')}** - {literal(_first_sentence(top.message))}",
-                            icon=SEVERITY_ICON[top.severity])
-        if top.fix:
-            change = ", ".join(f"{k}={v}" for k, v in top.fix.items())
-            st.button(f"Apply fix: {change}", on_click=apply_fix, args=(top.fix,), type="primary",
-                      icon=":material/build:", key="stage_fix")
+        finding_box(findings[0], key="stage_fix", text=literal(_first_sentence(findings[0].message)), primary=True)
 
 
 def _fit(chart):
