@@ -245,19 +245,20 @@ def _bench_preview(args) -> int:
     x, y, _ = probe_batch(PROBE_IMAGES, args.data_dir)
     from gradviz.bench import run_preview_bench
 
-    report = run_preview_bench(x, y, repeats=args.repeats)
-    if args.json:
-        print(json.dumps(report))
-        return EXIT_OK
-    print(f"At-initialization view, a model not seen before: probe + both charts (median of {args.repeats})")
+    return emit(run_preview_bench(x, y, repeats=args.repeats), args.json, format_preview)
+
+
+def format_preview(report: dict) -> str:
+    lines = [f"At-initialization view, a model not seen before: probe + both charts "
+             f"(median of {next(iter(report['preview'].values()))['repeats']})"]
     for name, row in report["preview"].items():
-        print(f"{name:<26} {row['median_ms']:>8.1f} ms   (probe {row['probe_ms']:.1f} ms; "
-              f"{row['min_ms']:.1f}-{row['max_ms']:.1f} ms)")
-    print("A control change on a network already drawn (its initial weights re-used)")
+        lines.append(f"{name:<26} {row['median_ms']:>8.1f} ms   (probe {row['probe_ms']:.1f} ms; "
+                     f"{row['min_ms']:.1f}-{row['max_ms']:.1f} ms)")
+    lines.append("A control change on a network already drawn (its initial weights re-used)")
     for name, row in report["redraw"].items():
-        print(f"{name:<26} {row['median_ms']:>8.1f} ms   (first draw {row['first_draw_ms']:.1f} ms; "
-              f"{row['min_ms']:.1f}-{row['max_ms']:.1f} ms)")
-    return EXIT_OK
+        lines.append(f"{name:<26} {row['median_ms']:>8.1f} ms   (first draw {row['first_draw_ms']:.1f} ms; "
+                     f"{row['min_ms']:.1f}-{row['max_ms']:.1f} ms)")
+    return "\n".join(lines)
 
 
 def _bench_sweeps(args) -> int:
@@ -268,13 +269,8 @@ def _bench_sweeps(args) -> int:
     dataset = load_dataset(2000, args.data_dir)
     from gradviz.bench import run_sweep_bench
 
-    report = run_sweep_bench(x, y, dataset)
-    if args.json:
-        print(json.dumps(report))
-    else:
-        for key, value in report.items():
-            print(f"{key:<48} {value}")
-    return EXIT_OK
+    return emit(run_sweep_bench(x, y, dataset), args.json,
+                lambda report: "\n".join(f"{key:<48} {value}" for key, value in report.items()))
 
 
 def read_grid(path: str) -> list[tuple[str, RunConfig]]:
