@@ -13,7 +13,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from support.live_server import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_missing, streamlit_server  # noqa: E402
+from support.live_server import (  # noqa: E402
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    browser_missing,
+    streamlit_server,
+)
 
 OUT = ROOT / "docs" / "screenshots"
 # name: (link, viewport width, height, text to wait for)

@@ -64,9 +64,9 @@ def _progress_printer(progress) -> None:
 def cmd_run(args) -> int:
     config, preset = resolve_config(args.preset, args.set)
     dataset = _load(config, args.data_dir)  # missing data fails here, before anything is sent anywhere
-    from gradviz import cluster
-    from gradviz.diagnose import diagnose
+    from gradviz.diagnosis.diagnose import diagnose
     from gradviz.report import summary
+    from gradviz.serving import cluster
 
     result = cluster.train(config, lambda c: dataset, on_progress=None if args.json else _progress_printer,
                            on_note=_note)
@@ -118,7 +118,7 @@ def cmd_probe(args) -> int:
     from gradviz.data import load_files
 
     load_files(args.data_dir)  # missing data fails here, with the message, before TensorFlow loads
-    from gradviz.signal import probe
+    from gradviz.signal.probe import probe
 
     return emit(probe(config, args.data_dir).to_json(), args.json, format_probe)
 
@@ -152,8 +152,14 @@ def format_probe(report: dict) -> str:
 
 def sweep_spec(args):
     """The sweep the flags describe (a named sweep, or --x/--series/--y over a preset or the defaults)."""
-    from gradviz.sweep import SERIES_FIELDS, TRAINED_BUDGET, X_FIELDS, SweepSpec, parse_axis
-    from gradviz.sweep_presets import get_sweep_preset
+    from gradviz.sweeps.grid import (
+        SERIES_FIELDS,
+        TRAINED_BUDGET,
+        X_FIELDS,
+        SweepSpec,
+        parse_axis,
+    )
+    from gradviz.sweeps.named import get_sweep_preset
 
     named = get_sweep_preset(args.sweep) if args.sweep else None
     if named is None and not args.x:
@@ -173,10 +179,10 @@ def cmd_sweep(args) -> int:
     spec, named = sweep_spec(args)
     spec.check()  # a bad sweep is refused before any data or TensorFlow is loaded
     from gradviz.data import PROBE_IMAGES, load_dataset, probe_batch
-    from gradviz.sweep import run_init, run_trained
+    from gradviz.sweeps.grid import run_init, run_trained
 
     if spec.train:
-        from gradviz import cluster
+        from gradviz.serving import cluster
 
         # On a cluster every point is sent at once, so the workers share them; held until the sweep ends.
         held = [cluster.submit(config) for *_, config in spec.points()]
@@ -217,7 +223,7 @@ def cmd_bench(args) -> int:
         return _bench_sweeps(args)
     config, _ = resolve_config(args.preset, args.set)
     dataset = _load(config, args.data_dir)
-    from gradviz.bench import FIRST_RUNS, RERUNS, run_bench
+    from gradviz.training.bench import FIRST_RUNS, RERUNS, run_bench
 
     report = run_bench(config, dataset, repeats=args.repeats)
     if args.json:
@@ -243,7 +249,7 @@ def _bench_preview(args) -> int:
     from gradviz.data import PROBE_IMAGES, probe_batch
 
     x, y, _ = probe_batch(PROBE_IMAGES, args.data_dir)
-    from gradviz.bench import run_preview_bench
+    from gradviz.training.bench import run_preview_bench
 
     return emit(run_preview_bench(x, y, repeats=args.repeats), args.json, format_preview)
 
@@ -267,7 +273,7 @@ def _bench_sweeps(args) -> int:
 
     x, y, _ = probe_batch(PROBE_IMAGES, args.data_dir)
     dataset = load_dataset(2000, args.data_dir)
-    from gradviz.bench import run_sweep_bench
+    from gradviz.training.bench import run_sweep_bench
 
     return emit(run_sweep_bench(x, y, dataset), args.json,
                 lambda report: "\n".join(f"{key:<48} {value}" for key, value in report.items()))
@@ -275,7 +281,7 @@ def _bench_sweeps(args) -> int:
 
 def read_grid(path: str) -> list[tuple[str, RunConfig]]:
     """A grid file: one config per line as 'field=value; field=value' over the defaults; '#' comments."""
-    from gradviz.compare import parse_changes
+    from gradviz.sweeps.compare import parse_changes
 
     try:
         lines = Path(path).read_text().splitlines()
@@ -301,7 +307,7 @@ def precompute_jobs(args) -> list[tuple[str, RunConfig]]:
 def cmd_precompute(args, jobs: list[tuple[str, RunConfig]] | None = None) -> int:
     """Train every preset (and grid config) once and store the results for the app to show."""
     from gradviz.data import load_dataset
-    from gradviz.store import ResultStore
+    from gradviz.serving.store import ResultStore
 
     jobs = precompute_jobs(args) if jobs is None else jobs
     store = ResultStore(args.out)
@@ -310,7 +316,7 @@ def cmd_precompute(args, jobs: list[tuple[str, RunConfig]] | None = None) -> int
         if not args.force and store.get(config, dataset.info()) is not None:
             print(f"{label:<28} stored already")
             continue
-        from gradviz.train import train
+        from gradviz.training.train import train
 
         result = train(config, dataset)
         store.put(result)
@@ -397,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _sweep_names() -> list[str]:
-    from gradviz.sweep_presets import SWEEP_PRESETS
+    from gradviz.sweeps.named import SWEEP_PRESETS
 
     return list(SWEEP_PRESETS)
 

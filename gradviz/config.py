@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from gradviz.architecture import INPUT_PIXELS
+
 ARCHITECTURES = ("mlp", "cnn", "rnn", "lstm", "gru")
 RECURRENT = ("rnn", "lstm", "gru")  # one recurrent layer over the image read as a sequence
 RECURRENT_INITIALIZERS = ("orthogonal", "glorot_uniform", "random_normal")
@@ -222,7 +224,7 @@ class RunConfig:
     @property
     def time_steps(self) -> int:
         """Sequence length for rnn/lstm/gru (the image read step_pixels at a time); 0 otherwise."""
-        return 784 // self.step_pixels if self.architecture in RECURRENT else 0
+        return INPUT_PIXELS // self.step_pixels if self.architecture in RECURRENT else 0
 
     @property
     def clipping(self) -> tuple[str, float] | None:

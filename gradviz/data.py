@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 VAL_SIZE = 2000
-PROBE_IMAGES = 64  # the init-time probe's batch: the first validation images (gradviz.signal)
+PROBE_IMAGES = 64  # the init-time probe's batch: the first validation images (gradviz.signal.probe)
 # The held-out validation set and the training pool come from one fixed shuffle, independent of
 # the run's seed, so that every config is scored on the same examples.
 SPLIT_SEED = 20261124

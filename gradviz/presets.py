@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gradviz.config import ConfigError, RunConfig
-from gradviz.diagnose import Finding
+from gradviz.diagnosis.diagnose import Finding
 
 # Sized to finish in a few seconds on 2 cores: 8k training images x 3 epochs, batch 128.
 BASE = RunConfig(train_size=8000, epochs=3, batch_size=128, optimizer="adam", learning_rate=1e-3)

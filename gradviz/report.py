@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gradviz.diagnose import Finding
+from gradviz.diagnosis.diagnose import Finding
 from gradviz.presets import Preset, verdict
 from gradviz.result import RunResult, finite_or_none
 

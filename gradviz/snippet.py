@@ -43,7 +43,7 @@ def _seed(i: str) -> str:
 
 
 def _initializer(config: RunConfig) -> str:
-    """The initializer expression for layer i (as gradviz.models.make_initializer builds it)."""
+    """The initializer expression for layer i (as gradviz.training.models.make_initializer builds it)."""
     seed = _seed("i")
     if config.initializer == "zeros":
         return "keras.initializers.Zeros()"

@@ -1,6 +1,6 @@
 """The seed article's four experiments, re-run, with computed verdicts."""
 
-from gradviz.ui.seed import seed_page
 from gradviz.ui.navigation import show
+from gradviz.ui.pages.seed import seed_page
 
 show(seed_page)

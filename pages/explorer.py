@@ -1,6 +1,6 @@
 """Explorer: move the controls, train on MNIST, see the gradients vanish or explode."""
 
-from gradviz.ui.explorer import explorer_page
 from gradviz.ui.navigation import show
+from gradviz.ui.pages.explorer import explorer_page
 
 show(explorer_page)

@@ -38,7 +38,7 @@ _TRAINED: dict = {}
 @pytest.fixture(scope="session")
 def trained(real_data_or_skip):
     """train(config) on real MNIST, once per config per test session (several tests read the same runs)."""
-    from gradviz.train import train
+    from gradviz.training.train import train
 
     def run(config):
         key = config.cache_key()

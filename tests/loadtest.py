@@ -35,7 +35,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from support.dask_cluster import dask_cluster  # noqa: E402
-from support.live_server import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_missing, streamlit_server  # noqa: E402
+from support.live_server import (  # noqa: E402
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    browser_missing,
+    streamlit_server,
+)
 
 MAX_SESSIONS = 40
 DONE = re.compile(r"Trained [\d,]+ steps in")

@@ -8,11 +8,19 @@ import pytest
 
 from gradviz.config import RunConfig
 from gradviz.presets import PRESETS
-from gradviz.runs import COORDINATOR
+from gradviz.serving.results import COORDINATOR
 from gradviz.ui import export
 from gradviz.urlstate import parse_query
-
-from support.apptest import SMALL, charts, headline_text, heatmap, leaves, no_exception, open_app, series_values
+from support.apptest import (
+    SMALL,
+    charts,
+    headline_text,
+    heatmap,
+    leaves,
+    no_exception,
+    open_app,
+    series_values,
+)
 from support.helpers import displayed
 
 
@@ -257,7 +265,7 @@ def test_a_full_queue_turns_a_newcomer_away_with_the_closest_run_it_has(monkeypa
 def test_the_init_view_redraws_on_a_control_change_without_training():
     """Moving a control redraws the At-initialization view for the new model at once: measured
     values that are the probe's, the theory's line beside them, and no training started."""
-    from gradviz import signal
+    from gradviz.signal import probe as signal
 
     at = open_app({"depth": "3", "width": "32", "activation": "tanh", "initializer": "glorot_uniform", **SMALL})
     no_exception(at)

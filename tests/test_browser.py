@@ -10,8 +10,13 @@ import urllib.request
 
 import pytest
 
-from support.live_server import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_missing, streamlit_server
-
+from support.live_server import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    browser_missing,
+    streamlit_server,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -86,7 +91,9 @@ def test_pick_a_preset_run_it_and_see_the_heatmap(server, page):
     page.locator(".vega-embed canvas, .vega-embed svg").first.wait_for(timeout=30_000)
     page.wait_for_timeout(1500)  # let Vega finish drawing before the picture
     assert_clean(page)
-    from playwright.sync_api import expect  # here: the module imports without Playwright
+    from playwright.sync_api import (
+        expect,  # here: the module imports without Playwright
+    )
 
     # The script writes the URL as it reruns: poll for it (an immediate read once missed it under load).
     expect(page).to_have_url(re.compile(r"[?&]preset=exploding-linear(&|$)"), timeout=30_000)

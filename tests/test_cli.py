@@ -10,12 +10,12 @@ import time
 import numpy as np
 import pytest
 
-from gradviz import bench, cli
+from gradviz import cli
 from gradviz.config import RunConfig
-from gradviz.models import build_model
 from gradviz.presets import PRESETS
 from gradviz.result import RunResult
-
+from gradviz.training import bench
+from gradviz.training.models import build_model
 from support.helpers import ROOT
 
 TINY = ["--set", "depth=2", "--set", "width=16", "--set", "train_size=512", "--set", "epochs=1"]
@@ -214,13 +214,13 @@ def test_bench_keras_rerun_reuses_the_compiled_model_with_fresh_state(tiny_data)
 
 def test_bench_first_run_traces_and_the_rerun_reuses(tiny_data, monkeypatch):
     """'gradviz' pays for tracing like fit does; only 'gradviz_rerun' finds graphs already traced."""
-    from gradviz import steps
+    from gradviz.training import steps
 
     found = []
     real_train = bench.train
 
     def noting_train(config, data, **kwargs):
-        found.append(steps.graph_key(config) in steps._graphs)
+        found.append(steps.graph_key(config) in steps.GRAPHS)
         return real_train(config, data, **kwargs)
 
     monkeypatch.setattr(bench, "train", noting_train)

@@ -13,11 +13,10 @@ import time
 import numpy as np
 import pytest
 
-from gradviz import cluster
 from gradviz.config import RunConfig
-from gradviz.store import ResultStore
-from gradviz.train import train
-
+from gradviz.serving import cluster
+from gradviz.serving.store import ResultStore
+from gradviz.training.train import train
 from support.dask_cluster import dask_cluster
 from support.helpers import ROOT
 
@@ -79,7 +78,7 @@ def test_a_run_trains_once_on_a_worker_streams_and_lands_in_the_shared_store(on_
 
 
 def test_the_page_trains_on_the_cluster_and_says_where(on_cluster):
-    from gradviz.runs import COORDINATOR
+    from gradviz.serving.results import COORDINATOR
     from support.apptest import headline_text, no_exception, open_app
 
     at = open_app({"depth": "2", "width": "24", "train_size": "600", "epochs": "1", "seed": "41"})

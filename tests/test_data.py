@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 
 from gradviz import data
-from gradviz.data import VAL_SIZE, DataUnavailable, MnistFiles, locate, make_dataset, probe_batch, read_idx
-
+from gradviz.data import (
+    VAL_SIZE,
+    DataUnavailable,
+    MnistFiles,
+    locate,
+    make_dataset,
+    probe_batch,
+    read_idx,
+)
 from support.helpers import ROOT
 
 

@@ -7,8 +7,7 @@ import sys
 import numpy as np
 
 from gradviz.config import RunConfig
-from gradviz.train import train
-
+from gradviz.training.train import train
 from support.helpers import ROOT
 
 TINY = ["--set", "depth=3", "--set", "width=32", "--set", "train_size=512", "--set", "epochs=2", "--set", "seed=5"]

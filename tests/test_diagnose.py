@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from gradviz import theory
 from gradviz.config import RunConfig
-from gradviz.diagnose import diagnose
+from gradviz.diagnosis.diagnose import diagnose
 from gradviz.presets import PRESETS, verdict
 from gradviz.result import RunResult
-
+from gradviz.signal import theory
 from support.results import fake_result
+
 
 def kinds(findings):
     return [(f.kind, f.severity) for f in findings]

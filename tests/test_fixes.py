@@ -4,7 +4,7 @@ again, and the fixed run must learn. Where no single change is offered, the find
 
 import pytest
 
-from gradviz.diagnose import diagnose
+from gradviz.diagnosis.diagnose import diagnose
 from gradviz.presets import BASE, PRESETS, verdict
 
 LEARNS = 0.3  # validation accuracy: three times chance

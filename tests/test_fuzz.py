@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gradviz.cli import BadInput, parse_sets
-from gradviz.compare import parse_changes
 from gradviz.config import RULES, ConfigError, RunConfig
+from gradviz.sweeps.compare import parse_changes
 from gradviz.urlstate import parse_query, to_query
 
 FIELD_NAMES = st.sampled_from(list(RULES) + ["preset", "present", "b", "dropout", "", "ünï", "x" * 200])

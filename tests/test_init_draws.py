@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from gradviz.config import INITIALIZERS, RunConfig
-from gradviz.init_draws import DRAWS, DrawCache, initial_kernel
-from gradviz.models import make_initializer
-from gradviz.tf_setup import tf
+from gradviz.serving.lru import CacheBudget
+from gradviz.training.init_draws import DRAWS, DrawCache, initial_kernel
+from gradviz.training.models import make_initializer
+from gradviz.training.tf_setup import tf
 
 SHAPES = [(784, 64), (64, 64), (64, 10), (10, 300), (3, 3, 1, 16)]
 
@@ -46,18 +47,21 @@ def test_another_seed_or_layer_draws_again():
 
 
 def test_budget_drops_least_recently_used():
-    cache = DrawCache(budget_bytes=2 * 16 * 16 * 4)  # two 16 x 16 float32 draws
-    draw = lambda: tf.zeros((16, 16))
+    cache = DrawCache(budget=CacheBudget(2 * 16 * 16 * 4))  # two 16 x 16 float32 draws
+
+    def draw():
+        return tf.zeros((16, 16))
+
     for key in ("a", "b", "a", "c"):  # "a" used again, so "b" is the oldest when "c" arrives
-        cache.get(key, draw)
+        cache.get_or_draw(key, draw)
     assert (cache.misses, cache.hits) == (3, 1)
-    cache.get("a", draw)
-    cache.get("b", draw)
+    cache.get_or_draw("a", draw)
+    cache.get_or_draw("b", draw)
     assert (cache.misses, cache.hits) == (4, 2)
 
 
 def test_draw_larger_than_budget_is_returned_not_kept():
-    cache = DrawCache(budget_bytes=100)
-    assert cache.get("big", lambda: tf.ones((10, 10))).shape == (10, 10)
-    cache.get("big", lambda: tf.ones((10, 10)))
+    cache = DrawCache(budget=CacheBudget(100))
+    assert cache.get_or_draw("big", lambda: tf.ones((10, 10))).shape == (10, 10)
+    cache.get_or_draw("big", lambda: tf.ones((10, 10)))
     assert (cache.misses, cache.hits) == (2, 0)

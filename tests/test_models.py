@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from gradviz.config import RunConfig
 from gradviz.architecture import downsample_blocks
-from gradviz.models import activation_layers, build_model, kernel_layers
+from gradviz.config import RunConfig
+from gradviz.training.models import activation_layers, build_model, kernel_layers
 
 
 def names(layers):

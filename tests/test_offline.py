@@ -15,7 +15,7 @@ CLOSED = "http://127.0.0.1:9"  # nothing listens there: every download is refuse
 PAGE = """
 import json, sys
 from streamlit.testing.v1 import AppTest
-from gradviz.runs import COORDINATOR
+from gradviz.serving.results import COORDINATOR
 at = AppTest.from_file(sys.argv[1], default_timeout=300)
 for key, value in json.loads(sys.argv[2]).items():
     at.query_params[key] = value

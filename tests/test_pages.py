@@ -5,15 +5,14 @@ import urllib.parse
 
 from streamlit.testing.v1 import AppTest
 
-from gradviz.compare import VARIANT_KEYS
 from gradviz.config import RULES, RunConfig
-from gradviz.diagnose import diagnose
+from gradviz.diagnosis.diagnose import diagnose
 from gradviz.presets import PRESETS, verdict
-from gradviz.runs import COORDINATOR
+from gradviz.serving.results import COORDINATOR
+from gradviz.sweeps.compare import VARIANT_KEYS
 from gradviz.urlstate import parse_query
-
-from support.helpers import ROOT, displayed
 from support.apptest import charts, headline_text, leaves, no_exception
+from support.helpers import ROOT, displayed
 
 SMALL = {"train_size": "1024", "epochs": "1"}
 

@@ -11,12 +11,11 @@ from streamlit.testing.v1 import AppTest
 
 from gradviz import cli
 from gradviz.config import RunConfig
-from gradviz.models import build_model
 from gradviz.presets import PRESETS
-from gradviz.train import epoch_order, train
-
-from support.helpers import ROOT
+from gradviz.training.models import build_model
+from gradviz.training.train import epoch_order, train
 from support.apptest import charts, leaves, no_exception
+from support.helpers import ROOT
 
 
 def oracle_time_grads(config: RunConfig, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 
 from gradviz.config import RunConfig
-from gradviz.train import train
+from gradviz.training.train import train
 
 
 def test_save_load_round_trip(tmp_path, tiny_data):

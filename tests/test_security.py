@@ -8,7 +8,6 @@ import pytest
 from markdown_it import MarkdownIt
 
 from gradviz.ui.text import MAX_SHOWN, WORD_JOINER, literal, literal_lines
-
 from support.helpers import ROOT
 
 HOSTILE = [

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradviz import signal, theory
 from gradviz.config import RunConfig
-from gradviz.models import build_model, model_inputs, tracked_kernels
-
+from gradviz.signal import probe as signal
+from gradviz.signal import theory
+from gradviz.training.models import build_model, model_inputs, tracked_kernels
 from support.helpers import make_dataset
 
 DATA = make_dataset(n_train=16, n_val=32, seed=3)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from gradviz.config import RunConfig
-from gradviz.models import build_model
 from gradviz.snippet import keras_snippet
+from gradviz.training.models import build_model
 
 CONFIGS = {
     "mlp": RunConfig(depth=3, width=16, activation="sigmoid", initializer="glorot_uniform"),

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gradviz.steplog import StepLog
+from gradviz.training.steplog import StepLog
 
 
 def test_small_runs_are_kept_step_by_step():

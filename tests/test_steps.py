@@ -7,12 +7,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradviz import steps
 from gradviz.config import RunConfig
-from gradviz.models import build_model
-from gradviz.steps import GRAPH_CACHE_SIZE, clear_step_graphs, graph_key, step_graphs
-from gradviz.steps import CompiledSteps
-from gradviz.train import epoch_order, train
+from gradviz.serving.cost import traced_graph_bytes
+from gradviz.serving.lru import BoundedLRU, CacheBudget
+from gradviz.training import steps
+from gradviz.training.models import build_model
+from gradviz.training.steps import (
+    CompiledSteps,
+    clear_step_graphs,
+    graph_key,
+    step_graphs,
+)
+from gradviz.training.train import epoch_order, train
 
 RECORDS = ("loss", "accuracy", "grad_norm", "update_ratio", "global_norm_pre", "global_norm_post", "time_grad",
            "train_loss", "val_loss", "val_accuracy", "weight_hist", "act_hist", "act_stats")
@@ -47,7 +53,7 @@ def test_a_reused_trace_gives_what_a_fresh_trace_gives(name, tiny_data):
     fresh = train(config, tiny_data)
     clear_step_graphs()
     train(config.replace(learning_rate=0.3, clipnorm=5.0, seed=9, initializer="he_normal"), tiny_data)
-    warm = steps._graphs[graph_key(config)]  # traced by that other run
+    warm = steps.GRAPHS.get(graph_key(config))  # traced by that other run
     compiled = CompiledSteps(build_model(config), config, tiny_data.x_train, tiny_data.y_train)
     assert compiled.graphs is warm
     reused = train(config, tiny_data)
@@ -103,16 +109,20 @@ def test_graphs_are_shared_only_by_the_same_shape():
     assert len({graph_key(c) for c in [base, *other]}) == len(other) + 1
 
 
-def test_the_cache_keeps_the_most_recent_shapes(monkeypatch):
-    monkeypatch.setattr(steps, "StepGraphs", lambda model, config: object())  # no tracing needed here
-    clear_step_graphs()
-    configs = [RunConfig(depth=1, width=8 + i) for i in range(GRAPH_CACHE_SIZE + 2)]
+def test_the_cache_keeps_the_most_recent_shapes_within_its_budget(monkeypatch):
+    class Untraced:  # no tracing needed here: the cache only reads the config
+        def __init__(self, model, config):
+            self.config = config
+
+    monkeypatch.setattr(steps, "StepGraphs", Untraced)
+    configs = [RunConfig(depth=1, width=8 + i) for i in range(6)]
+    each = traced_graph_bytes(configs[0])
+    monkeypatch.setattr(steps, "GRAPHS", BoundedLRU("traced graphs", steps.GRAPHS.sizeof, budget=CacheBudget(4 * each)))
     first = [step_graphs(None, c) for c in configs]
     assert len({id(g) for g in first}) == len(configs)  # a new entry for each shape
     assert step_graphs(None, configs[-1]) is first[-1]
     assert step_graphs(None, configs[0]) is not first[0]  # the oldest were dropped
-    assert len(steps._graphs) == GRAPH_CACHE_SIZE
-    clear_step_graphs()
+    assert len(steps.GRAPHS) == 4
 
 
 def test_the_cache_lets_the_template_model_go_once_both_graphs_are_traced(tiny_data):

@@ -5,13 +5,12 @@ from streamlit.testing.v1 import AppTest
 
 from gradviz import cli
 from gradviz.config import RunConfig
-from gradviz.runs import COORDINATOR
 from gradviz.result import RunResult
-from gradviz.store import ResultStore
-from gradviz.train import train
-
-from support.helpers import ROOT
+from gradviz.serving.results import COORDINATOR
+from gradviz.serving.store import ResultStore
+from gradviz.training.train import train
 from support.apptest import headline_text
+from support.helpers import ROOT
 
 CONFIG = RunConfig(depth=2, width=16, batch_size=32, train_size=256, epochs=1, seed=41)
 
@@ -77,7 +76,7 @@ WRITER = """
 import sys
 from gradviz.result import RunResult
 from gradviz.result import RunResult
-from gradviz.store import ResultStore
+from gradviz.serving.store import ResultStore
 result = RunResult.from_bytes(open(sys.argv[2], "rb").read())
 store = ResultStore(sys.argv[1])
 for _ in range(int(sys.argv[3])):

@@ -7,12 +7,19 @@ import math
 import numpy as np
 import pytest
 
-from gradviz import cli, signal
+from gradviz import cli
 from gradviz.config import ConfigError, RunConfig
-from gradviz.signal_family import measure_family
-from gradviz.sweep import SERIES_FIELDS, X_FIELDS, SweepResult, SweepSpec, parse_axis, run_init
-from gradviz.sweep_presets import SWEEP_PRESETS, judge_he
-
+from gradviz.signal import probe as signal
+from gradviz.signal.family import measure_family
+from gradviz.sweeps.grid import (
+    SERIES_FIELDS,
+    X_FIELDS,
+    SweepResult,
+    SweepSpec,
+    parse_axis,
+    run_init,
+)
+from gradviz.sweeps.named import SWEEP_PRESETS, judge_he
 from support.helpers import make_dataset
 
 DATA = make_dataset(n_train=16, n_val=32, seed=5)
@@ -195,7 +202,7 @@ def test_the_sweeps_page_reads_its_link_and_refuses_a_bad_one(real_data_or_skip,
 
 
 def test_a_trained_sweep_over_the_budget_offers_the_largest_that_fits(real_data_or_skip, monkeypatch):
-    from gradviz.runs import COORDINATOR
+    from gradviz.serving.results import COORDINATOR
     from support.apptest import charts, no_exception
     from support.helpers import displayed
 

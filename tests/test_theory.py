@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from gradviz import theory
 from gradviz.config import ACTIVATIONS, INITIALIZERS, RunConfig
-from gradviz.models import make_initializer
+from gradviz.signal import theory
+from gradviz.training.models import make_initializer
 
 
 def moments(activation: str, q: float) -> tuple[float, float]:

@@ -7,14 +7,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradviz import train as train_module
 from gradviz.config import RunConfig
-from gradviz.models import build_model, kernel_layers
 from gradviz.result import RunResult
-from gradviz.steps import available_cores, tower_sizes
-from gradviz.steps import CompiledSteps, StepRecord
-from gradviz.train import _locate_divergence, activation_stats, epoch_order, train
-from gradviz.optim import keras_optimizer
+from gradviz.training import train as train_module
+from gradviz.training.models import build_model, kernel_layers
+from gradviz.training.optim import keras_optimizer
+from gradviz.training.steps import (
+    CompiledSteps,
+    StepRecord,
+    available_cores,
+    tower_sizes,
+)
+from gradviz.training.train import (
+    _locate_divergence,
+    activation_stats,
+    epoch_order,
+    train,
+)
 
 CONFIGS = {
     "mlp-tanh-sgd": RunConfig(depth=4, width=32, activation="tanh", initializer="glorot_uniform",
@@ -32,7 +41,7 @@ CONFIGS = {
 
 
 def oracle_step(model, x, y):
-    """Loss and per-variable gradients, computed eagerly and independently of gradviz.train."""
+    """Loss and per-variable gradients, computed eagerly and independently of gradviz.training.train."""
     with tf.GradientTape() as tape:
         logits = model(x, training=True)
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
@@ -240,7 +249,7 @@ def test_activation_stats_dead_and_saturated():
 
 
 def test_fast_histogram_matches_numpy():
-    from gradviz.train import _clipped_hist
+    from gradviz.training.train import _clipped_hist
 
     rng = np.random.default_rng(0)
     edges = np.linspace(-2.0, 2.0, 41)

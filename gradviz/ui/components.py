@@ -6,7 +6,7 @@ import streamlit as st
 
 from gradviz import charts
 from gradviz.config import format_value
-from gradviz.diagnose import Finding, diagnose
+from gradviz.diagnosis.diagnose import Finding, diagnose
 from gradviz.presets import PRESETS
 from gradviz.result import RunResult
 from gradviz.ui.export import export_panel

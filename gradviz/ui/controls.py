@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gradviz.config import (ACTIVATIONS, ARCHITECTURES, INITIALIZERS, OPTIMIZERS, RECURRENT, RECURRENT_INITIALIZERS,
-                            SCALED_INITIALIZERS, RunConfig)
+from gradviz.config import (
+    ACTIVATIONS,
+    ARCHITECTURES,
+    INITIALIZERS,
+    OPTIMIZERS,
+    RECURRENT,
+    RECURRENT_INITIALIZERS,
+    SCALED_INITIALIZERS,
+    RunConfig,
+)
 from gradviz.presets import PRESETS
-from gradviz.ui.session import CUSTOM, current_config_from_widgets, load_config_into_widgets, widget_key
+from gradviz.ui.session import (
+    CUSTOM,
+    current_config_from_widgets,
+    load_config_into_widgets,
+    widget_key,
+)
 from gradviz.urlstate import AppState, matching_preset
 
 WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)

@@ -8,7 +8,7 @@ import json
 import streamlit as st
 
 from gradviz import charts
-from gradviz.diagnose import diagnose
+from gradviz.diagnosis.diagnose import diagnose
 from gradviz.report import summary
 from gradviz.result import RunResult
 from gradviz.snippet import keras_snippet

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from gradviz import theory
 from gradviz.config import RunConfig
 from gradviz.data import PROBE_IMAGES, DataUnavailable, probe_batch
-from gradviz.signal_charts import signal_charts
+from gradviz.signal import theory
+from gradviz.signal.charts import signal_charts
 from gradviz.ui import warmup
 
 LIMITS = ("Where the theory stops: it describes infinitely wide layers (at width {width}, expect deviations of "
@@ -38,7 +38,7 @@ def init_view(config: RunConfig):
         # TensorFlow's import starts only now: on a thread beside the page's it took the interpreter
         # from the page's own work and the first chart came after it (5.5 s instead of ~1.5 s).
         warmup.wait()
-        from gradviz.signal import probe as measure
+        from gradviz.signal.probe import probe as measure
 
         probe = measure(config)
     _draw(forward, backward, config, probe, second_moment)
@@ -52,9 +52,9 @@ def _cached(config: RunConfig):
     """The probe if this process measured it already (asked only once TensorFlow is loaded)."""
     if not warmup.ready():
         return None
-    from gradviz.signal import PROBES, probe
+    from gradviz.signal.probe import PROBES, probe
 
-    return probe(config) if PROBES.get(config) is not None else None
+    return probe(config) if PROBES.get_for(config) is not None else None
 
 
 def _draw(forward, backward, config, probe, second_moment) -> None:

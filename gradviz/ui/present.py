@@ -7,7 +7,7 @@ import altair as alt
 import streamlit as st
 
 from gradviz import charts
-from gradviz.diagnose import Finding
+from gradviz.diagnosis.diagnose import Finding
 from gradviz.presets import PRESETS
 from gradviz.result import RunResult
 from gradviz.ui.components import finding_box, headline_text

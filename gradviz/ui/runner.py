@@ -10,13 +10,16 @@ from urllib.parse import urlencode
 import streamlit as st
 from streamlit import runtime
 
-from gradviz import charts, cluster
+from gradviz import charts
 from gradviz.config import RunConfig, format_value
 from gradviz.data import DataUnavailable, load_dataset, load_files
 from gradviz.result import RunResult
-from gradviz.runs import (COORDINATOR, QueueFull, Superseded, limit_malloc_arenas, max_examples, nearest,
-                          over_budget, release_free_memory, within_budget)
-from gradviz.store import ResultStore
+from gradviz.serving import cluster
+from gradviz.serving.gate import QueueFull, Superseded
+from gradviz.serving.limits import max_examples, over_budget, within_budget
+from gradviz.serving.malloc import limit_malloc_arenas, release_free_memory
+from gradviz.serving.results import COORDINATOR, nearest
+from gradviz.serving.store import ResultStore
 from gradviz.ui.session import apply_fix, session_id, show_config
 from gradviz.ui.text import literal, literal_lines
 

@@ -8,7 +8,13 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from gradviz.config import RunConfig
-from gradviz.urlstate import TRUE_WORDS, AppState, matching_preset, parse_query, to_query
+from gradviz.urlstate import (
+    TRUE_WORDS,
+    AppState,
+    matching_preset,
+    parse_query,
+    to_query,
+)
 
 CUSTOM = "(custom)"  # the preset picker's entry when the controls match no preset
 # The tab icon is a file served by the app itself: a :material/...: icon is fetched from a font CDN

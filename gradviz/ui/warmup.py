@@ -21,8 +21,8 @@ def start() -> None:
 
 def _load() -> None:
     try:
-        import gradviz.signal  # noqa: F401 - TensorFlow, Keras, the models and the probe
-        import gradviz.train  # noqa: F401 - the trainer and its traced steps
+        import gradviz.signal.probe  # noqa: F401 - TensorFlow, Keras, the models and the probe
+        import gradviz.training.train  # noqa: F401 - the trainer and its traced steps
     finally:
         _loaded.set()  # a failed import is raised again, with its message, where it is used
 

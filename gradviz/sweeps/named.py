@@ -10,8 +10,13 @@ from typing import Callable
 import numpy as np
 
 from gradviz.config import ConfigError, RunConfig
-from gradviz.sweep import SweepResult, SweepSpec, parse_axis
-from gradviz.sweep import SERIES_FIELDS, X_FIELDS
+from gradviz.sweeps.grid import (
+    SERIES_FIELDS,
+    X_FIELDS,
+    SweepResult,
+    SweepSpec,
+    parse_axis,
+)
 
 WIDE = RunConfig(width=256, train_size=2000, epochs=1)
 

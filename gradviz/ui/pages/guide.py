@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gradviz.ui.guide_content import GUIDE_INTRO, GUIDE_SECTIONS
 from gradviz.ui.navigation import EXPLORER
+from gradviz.ui.pages.guide_content import GUIDE_INTRO, GUIDE_SECTIONS
 from gradviz.ui.session import page_config
 
 

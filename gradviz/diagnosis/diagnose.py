@@ -5,10 +5,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradviz.evidence import (ADAPTIVE, DEAD_FRACTION, EXPLODING_RATIO, FROZEN_UPDATE, NORM_GROWTH,
-                              SATURATED_FRACTION, SEVERITY_ORDER, SPIKE_RATIO, VANISHING_RATIO, Evidence, Finding,
-                              gather_evidence, pct, sci)
-from gradviz.init_findings import family_init, signal_through_depth, symmetric_init
+from gradviz.diagnosis.evidence import (
+    ADAPTIVE,
+    DEAD_FRACTION,
+    EXPLODING_RATIO,
+    FROZEN_UPDATE,
+    NORM_GROWTH,
+    SATURATED_FRACTION,
+    SEVERITY_ORDER,
+    SPIKE_RATIO,
+    VANISHING_RATIO,
+    Evidence,
+    Finding,
+    gather_evidence,
+    pct,
+    sci,
+)
+from gradviz.diagnosis.init_findings import (
+    family_init,
+    signal_through_depth,
+    symmetric_init,
+)
 from gradviz.result import RunResult
 
 __all__ = ["Finding", "diagnose"]

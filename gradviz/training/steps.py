@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
@@ -13,16 +12,19 @@ import keras
 import numpy as np
 
 from gradviz.config import RunConfig
-from gradviz.models import activation_layers, model_inputs, submodel, tracked_kernels
-from gradviz.optim import apply_update, optimizer_state
-from gradviz.tf_setup import tf
+from gradviz.serving.cost import traced_graph_bytes
+from gradviz.serving.lru import BoundedLRU
+from gradviz.training.models import (
+    activation_layers,
+    model_inputs,
+    submodel,
+    tracked_kernels,
+)
+from gradviz.training.optim import apply_update, optimizer_state
+from gradviz.training.tf_setup import tf
 
 EVAL_BATCH = 1000  # validation images per evaluation call
 MIN_TOWER_ROWS, TOWER_WIDTHS = 64, (128, 256)  # where splitting a batch in two paid (see tower_sizes)
-# Traced graphs kept per process. They cost memory: ten MLP shapes trained over and over in one
-# process plateaued at ~750 MB RSS keeping none, ~850 MB keeping 4 and ~870 MB keeping 8. Four
-# cover a learner going back and forth between a few architectures.
-GRAPH_CACHE_SIZE = 4
 # Fields whose value reaches the graphs only as an argument (learning rate, clip threshold) or
 # as the variables' starting values (seed, initializer): runs that differ only in these share
 # one trace. Every other field, including any added later, is part of the graphs' key.
@@ -289,7 +291,7 @@ class StepGraphs:
 
 class CompiledSteps:
     """One run's side of the shared, graph-compiled training chunk and evaluation (see
-    gradviz.steps): this model's variables, its optimizer state, its data and hyperparameters,
+    gradviz.training.steps): this model's variables, its optimizer state, its data and hyperparameters,
     handed to the graphs on every call. Only the first run of a graph shape traces them."""
 
     def __init__(self, model: keras.Model, config: RunConfig, x: np.ndarray, y: np.ndarray):
@@ -332,26 +334,22 @@ def graph_key(config: RunConfig) -> tuple:
     return config.replace(**neutral, **clip), tuple(tower_sizes(config))
 
 
-_graphs: OrderedDict[tuple, StepGraphs] = OrderedDict()
-_graphs_lock = threading.Lock()
+# Traced graphs by shape, counted against the process's cache budget at what keeping one costs
+# (gradviz.serving.cost.traced_graph_bytes: 13-230 MB measured, a 12-block CNN's the largest).
+GRAPHS: BoundedLRU[StepGraphs] = BoundedLRU("traced graphs", lambda graphs: traced_graph_bytes(graphs.config))
 
 
 def step_graphs(model: keras.Model, config: RunConfig) -> StepGraphs:
     """The shared graphs for `config`'s shape; `model` (built from `config`) becomes the template
-    when there are none yet. Least recently used ones are dropped."""
+    when there are none yet. Least recently used ones are dropped (gradviz.serving.lru)."""
     key = graph_key(config)
-    with _graphs_lock:
-        graphs = _graphs.pop(key, None) or StepGraphs(model, config)
-        _graphs[key] = graphs
-        while len(_graphs) > GRAPH_CACHE_SIZE:
-            _graphs.popitem(last=False)
-    return graphs
+    graphs = GRAPHS.get(key)
+    return graphs if graphs is not None else GRAPHS.put(key, StepGraphs(model, config))
 
 
 def clear_step_graphs() -> None:
     """Forget every traced graph: the next run of each shape traces again (the bench's cold runs)."""
-    with _graphs_lock:
-        _graphs.clear()
+    GRAPHS.clear()
 
 
 def tower_sizes(config: RunConfig, cores: int | None = None) -> list[int]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gradviz.diagnose import diagnose
-from gradviz.runs import COORDINATOR, max_examples, over_budget
+from gradviz.diagnosis.diagnose import diagnose
+from gradviz.serving.limits import max_examples, over_budget
+from gradviz.serving.results import COORDINATOR
 from gradviz.ui.components import detail_tabs, findings_panel, headline, main_charts
 from gradviz.ui.controls import sidebar_controls
 from gradviz.ui.init_view import init_view

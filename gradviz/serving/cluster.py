@@ -109,7 +109,7 @@ def train(config: RunConfig, load_data: Callable, on_progress: Callable[[Progres
             note(f"The cluster at {address()} stopped answering ({lost}); training here, in this process, instead.")
     elif address() is not None:
         note(problem())
-    from gradviz.train import train as train_here
+    from gradviz.training.train import train as train_here
 
     return train_here(config, load_data(config), on_progress=on_progress, should_stop=should_stop)
 
@@ -170,8 +170,8 @@ def run_task(values: dict) -> RunResult:
     from distributed import Variable, get_worker
 
     from gradviz.data import load_dataset
-    from gradviz.store import ResultStore
-    from gradviz.train import train as train_here
+    from gradviz.serving.store import ResultStore
+    from gradviz.training.train import train as train_here
 
     worker = get_worker()
     key = worker.get_current_task()

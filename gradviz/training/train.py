@@ -12,17 +12,17 @@ import numpy as np
 
 from gradviz.config import RunConfig
 from gradviz.data import Dataset
-from gradviz.models import (
+from gradviz.result import Progress, RunResult
+from gradviz.training.models import (
     build_model,
     kernel_layers,
     model_inputs,
     submodel,
     tracked_kernels,
 )
-from gradviz.result import Progress, RunResult
-from gradviz.steplog import DEFAULT_CAPACITY, StepLog
-from gradviz.steps import CompiledSteps, StepRecord
-from gradviz.tf_setup import tf
+from gradviz.training.steplog import DEFAULT_CAPACITY, StepLog
+from gradviz.training.steps import CompiledSteps, StepRecord
+from gradviz.training.tf_setup import tf
 
 WEIGHT_BINS = 60
 ACT_BINS = 40

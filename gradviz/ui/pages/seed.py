@@ -6,7 +6,7 @@ import streamlit as st
 
 from gradviz import charts
 from gradviz.config import RunConfig
-from gradviz.diagnose import diagnose
+from gradviz.diagnosis.diagnose import diagnose
 from gradviz.presets import PRESETS, verdict
 from gradviz.result import RunResult
 from gradviz.ui.components import chart

@@ -5,8 +5,15 @@ from __future__ import annotations
 import streamlit as st
 
 from gradviz import charts
-from gradviz.compare import LABELS, VARIANT_KEYS, build_variants, describe, differing_fields, settings_table
 from gradviz.result import RunResult
+from gradviz.sweeps.compare import (
+    LABELS,
+    VARIANT_KEYS,
+    build_variants,
+    describe,
+    differing_fields,
+    settings_table,
+)
 from gradviz.ui.components import chart, curves_pair, findings_columns
 from gradviz.ui.controls import sidebar_controls
 from gradviz.ui.runner import obtain_result

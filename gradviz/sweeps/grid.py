@@ -126,7 +126,7 @@ class SweepSpec:
     def within_budget(self, max_examples: int) -> "SweepSpec":
         """The largest sweep over the same points that fits: fewer images (then epochs) per point."""
         per_point = max(max_examples // len(self.points()), RULES["train_size"].low)
-        from gradviz.runs import within_budget
+        from gradviz.serving.limits import within_budget
 
         fitted = within_budget(self.base, per_point)
         return SweepSpec(fitted, self.x, self.series, self.y, self.train)
@@ -189,9 +189,9 @@ def probe_point(xv, s, yv, probe) -> dict:
 def run_init(spec: SweepSpec, x: np.ndarray, y: np.ndarray, data: dict | None = None,
              on_point: Callable[[dict], None] | None = None) -> SweepResult:
     """Every point measured at initialization. Plain MLPs that differ only in depth (and
-    random_normal std) are measured together (gradviz.signal_family); the rest one by one."""
-    from gradviz.signal import PROBES, fast_path, measure
-    from gradviz.signal_family import measure_family
+    random_normal std) are measured together (gradviz.signal.family); the rest one by one."""
+    from gradviz.signal.family import measure_family
+    from gradviz.signal.probe import PROBES, fast_path, measure
 
     started, result = time.perf_counter(), SweepResult(spec)
     points = spec.check()
@@ -210,10 +210,10 @@ def run_init(spec: SweepSpec, x: np.ndarray, y: np.ndarray, data: dict | None = 
                 measured[c] = family[(c.depth, c.init_std if stds else configs[0].init_std)]
         else:
             for c in configs:
-                measured[c] = PROBES.get(c) or measure(c, x, y, data)
+                measured[c] = PROBES.get_for(c) or measure(c, x, y, data)
     for xv, s, yv, config in points:
         probe = measured[config]
-        PROBES.put(probe)
+        PROBES.keep(probe)
         result.points.append(probe_point(xv, s, yv, probe))
         if on_point is not None:
             on_point(result.points[-1])

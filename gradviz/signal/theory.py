@@ -25,15 +25,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gradviz.architecture import CLASSES, INPUT_PIXELS
 from gradviz.config import RunConfig
 
-INPUT_UNITS = 784
-CLASSES = 10
 _LEGENDRE_NODES, _LEGENDRE_WEIGHTS = np.polynomial.legendre.leggauss(16)
 _erf = np.vectorize(math.erf)
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 LEAKY_SLOPE = 0.2  # Keras 3's default negative_slope for "leaky_relu"
-CRITICAL = 1.0
 
 
 def _sigmoid(z):
@@ -166,7 +164,7 @@ def predict(config: RunConfig, input_second_moment: float) -> Prediction | None:
         return None
     phi, slope = ACTIVATIONS[config.activation]
     width, depth = config.width, config.depth
-    fans = [(INPUT_UNITS, width)] + [(width, width)] * (depth - 1) + [(width, CLASSES)]
+    fans = [(INPUT_PIXELS, width)] + [(width, width)] * (depth - 1) + [(width, CLASSES)]
     scales = [weight_scale(config, fan_in, fan_out) for fan_in, fan_out in fans]
     q, preacts, moments, chis = scales[0] * input_second_moment, [], [], []
     for layer in range(depth):
@@ -177,7 +175,7 @@ def predict(config: RunConfig, input_second_moment: float) -> Prediction | None:
         q = scales[layer + 1] * moment
     preacts.append(q)  # the logits
     # ||dL/dW_l|| ~ ||h_(l-1)|| ||delta_l||; ||h||^2 = units x E[phi^2]; ||delta_l||^2 = chi_l ||delta_(l+1)||^2.
-    inputs = [INPUT_UNITS * input_second_moment] + [width * m for m in moments]
+    inputs = [INPUT_PIXELS * input_second_moment] + [width * m for m in moments]
     backward = np.cumprod(np.asarray(chis)[::-1])[::-1].tolist() + [1.0]  # ||delta_l||^2 / ||delta_out||^2
     last = inputs[-1]
     relative = [math.sqrt(a / last * d) if last > 0 else 0.0 for a, d in zip(inputs, backward)]

@@ -7,7 +7,7 @@ import math
 import keras
 import tensorflow as tf
 
-from gradviz.architecture import ACT_SUFFIX, downsample_blocks
+from gradviz.architecture import ACT_SUFFIX, CLASSES, downsample_blocks, hidden_name
 from gradviz.config import RECURRENT, RunConfig
 
 # Layer naming contract (charts, diagnosis and tests rely on it):
@@ -80,16 +80,17 @@ def _mlp(b: _Builder, x):
     depth, width = b.config.depth, b.config.width
     x = keras.layers.Flatten(name="flatten")(x)
     layer = 1
-    x = b.act(b.norm(b.dense(x, width, "hidden_01"), "hidden_01"), "hidden_01")
+    first = hidden_name(1)
+    x = b.act(b.norm(b.dense(x, width, first), first), first)
     while layer < depth:
         if b.config.residual and layer + 2 <= depth:
-            first, second = f"hidden_{layer + 1:02d}", f"hidden_{layer + 2:02d}"
+            first, second = hidden_name(layer + 1), hidden_name(layer + 2)
             h = b.act(b.norm(b.dense(x, width, first), first), first)
             h = b.act(b.norm(b.dense(h, width, second), second), second)
             x = b.skip(x, h, second, lambda t: b.dense(t, width, f"{second}_proj"))
             layer += 2
         else:
-            name = f"hidden_{layer + 1:02d}"
+            name = hidden_name(layer + 1)
             x = b.act(b.norm(b.dense(x, width, name), name), name)
             layer += 1
     return x
@@ -167,7 +168,7 @@ def build_model(config: RunConfig, probe: bool = True) -> keras.Model:
         inputs = [inputs, state_probe] if probe else inputs
     else:
         features = _cnn(b, inputs) if config.architecture == "cnn" else _mlp(b, inputs)
-    logits = keras.layers.Dense(10, kernel_initializer=b._init(), name="output")(features)
+    logits = keras.layers.Dense(CLASSES, kernel_initializer=b._init(), name="output")(features)
     return keras.Model(inputs, logits, name=f"gradviz_{config.architecture}")
 
 

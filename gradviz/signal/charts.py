@@ -1,5 +1,6 @@
 """Init-time probe and mean-field prediction -> Altair charts: the forward signal and the gradient
-across depth, measured points beside the theory's dashed line (pure Altair, no Streamlit)."""
+across depth, measured points beside the theory's dashed line, as Vega-Lite specs (no Streamlit, no
+TensorFlow: the theory's curves are drawn before TensorFlow has loaded)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from gradviz import theory
+from gradviz.architecture import mlp_kernel_names
 from gradviz.charts import style_spec
 from gradviz.config import RunConfig
+from gradviz.signal import theory
 
 if TYPE_CHECKING:  # the probe's module imports TensorFlow; drawing the theory must not wait for it
-    from gradviz.signal import SignalProbe
+    from gradviz.signal.probe import SignalProbe
 
 FORWARD = {"pre-activation RMS (measured)": "#1f6feb", "theory: √q": "#e8590c"}
 BACKWARD = {"batch gradient (measured)": "#1f6feb", "per-example gradient (measured)": "#2f9e44",
             "theory, per example": "#e8590c"}
-
-
-def layer_names(config: RunConfig) -> list[str]:
-    """Kernel layers of a plain MLP, input -> output (the names gradviz's model gives them)."""
-    return [f"hidden_{i:02d}" for i in range(1, config.depth + 1)] + ["output"]
 
 
 def signal_frames(config: RunConfig, probe: SignalProbe | None, input_second_moment: float | None) -> tuple:
@@ -31,7 +28,7 @@ def signal_frames(config: RunConfig, probe: SignalProbe | None, input_second_mom
     Without a probe, the theory alone (relative to the output layer); the theory is anchored to
     the measured output layer otherwise. Non-positive and non-finite values are left out."""
     prediction = theory.predict(config, input_second_moment) if input_second_moment is not None else None
-    names = probe.layers if probe is not None else layer_names(config)
+    names = probe.layers if probe is not None else mlp_kernel_names(config.depth)
     forward, backward = [], []
     if probe is not None:
         forward.append(_series(names, probe.preact_rms, "pre-activation RMS (measured)", "measured"))

@@ -6,18 +6,31 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from gradviz import sweep_charts, theory
 from gradviz.config import ConfigError, RunConfig
 from gradviz.data import PROBE_IMAGES, DataUnavailable, probe_batch
-from gradviz.runs import max_examples
-from gradviz.sweep import SERIES_FIELDS, TRAINED_BUDGET, X_FIELDS, SweepResult, SweepSpec, parse_axis
-from gradviz.sweep_presets import SWEEP_PRESETS
+from gradviz.serving.limits import max_examples
+from gradviz.signal import theory
+from gradviz.sweeps import charts as sweep_charts
+from gradviz.sweeps.grid import (
+    SERIES_FIELDS,
+    TRAINED_BUDGET,
+    X_FIELDS,
+    SweepResult,
+    SweepSpec,
+    parse_axis,
+)
+from gradviz.sweeps.named import SWEEP_PRESETS
 from gradviz.ui import warmup
 from gradviz.ui.components import chart
 from gradviz.ui.controls import sidebar_controls
 from gradviz.ui.export import figure_file
 from gradviz.ui.runner import obtain_result, stored_result
-from gradviz.ui.session import init_session, load_config_into_widgets, page_config, sync_url
+from gradviz.ui.session import (
+    init_session,
+    load_config_into_widgets,
+    page_config,
+    sync_url,
+)
 from gradviz.ui.text import literal, notes
 
 SWEEP_KEYS = ("x", "series", "y", "mode", "sweep")
@@ -131,7 +144,7 @@ def _at_init(spec: SweepSpec) -> SweepResult | None:
         return None
     from_cache.info("Measuring the untrained networks ...", icon=":material/hourglass_top:")
     warmup.wait()
-    from gradviz.sweep import run_init
+    from gradviz.sweeps.grid import run_init
 
     result = run_init(spec, x, y, where)
     from_cache.empty()
@@ -177,7 +190,7 @@ def _trained(spec: SweepSpec) -> SweepResult | None:
         return None
     run = st.button("Train the sweep", type="primary", icon=":material/play_arrow:")
     run = run or st.session_state.pop("sweep_autorun", False)
-    from gradviz.sweep import run_trained
+    from gradviz.sweeps.grid import run_trained
 
     slot, points = st.empty(), []  # the charts sit above each point's live training, redrawn as points land
 

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from gradviz import theory
 from gradviz.result import RunResult
+from gradviz.signal import theory
 
 # Gradient size alone is not enough: Adam divides each step by a running RMS, so a tiny gradient
 # can still move weights. A finding therefore also looks at whether the loss fell and at how far

@@ -1,38 +1,16 @@
-"""The app's shared bookkeeping: the bounded result cache, the one-training-at-a-time gate and the
-per-request training budget."""
+"""Who trains when: the one-training-at-a-time gate with its queue, and the memory gate that keeps
+the work running at once under the server's cap."""
 
-import os
-import platform
 import threading
 import time
 
 import pytest
 
-from gradviz import runs
 from gradviz.config import RunConfig
-from gradviz.runs import ResultCache, TrainingGate
+from gradviz.serving import gate as runs
+from gradviz.serving.gate import MemoryGate, TrainingGate
+from gradviz.serving.results import nearest
 from support.gate import Holder, wait_until, waiter
-from support.results import fake_result
-
-
-def test_cache_is_lru_and_bounded_in_entries():
-    cache = ResultCache(max_entries=2)
-    a, b, c = fake_result(), fake_result(), fake_result()
-    cache.put("a", a)
-    cache.put("b", b)
-    assert cache.get("a") is a  # a is now the most recent
-    cache.put("c", c)
-    assert cache.get("b") is None and cache.get("a") is a and cache.get("c") is c
-    assert len(cache) == 2 and cache.hits == 3 and cache.misses == 1
-
-
-def test_cache_is_bounded_in_bytes():
-    one = fake_result(steps=1000)
-    cache = ResultCache(max_entries=100, max_bytes=int(one.nbytes() * 2.5))
-    for key in "abcde":
-        cache.put(key, fake_result(steps=1000))
-    assert len(cache) == 2 and cache.nbytes <= cache.max_bytes
-    assert cache.get("e") is not None and cache.get("a") is None
 
 
 def test_gate_runs_one_at_a_time_in_arrival_order():
@@ -176,53 +154,69 @@ def test_the_nearest_run_differs_in_the_fewest_fields_that_matter():
     asked = RunConfig(depth=10, activation="sigmoid", learning_rate=0.01)
     candidates = [RunConfig(), RunConfig(depth=10, activation="sigmoid", init_std=3.0),  # init_std unused here
                   RunConfig(depth=10, activation="tanh")]
-    assert runs.nearest(asked, candidates) == candidates[1]
-    assert runs.nearest(asked, []) is None
+    assert nearest(asked, candidates) == candidates[1]
+    assert nearest(asked, []) is None
 
 
-def test_budget_from_the_environment(monkeypatch):
-    monkeypatch.delenv(runs.MAX_EXAMPLES_ENV, raising=False)
-    assert runs.max_examples() == runs.DEFAULT_MAX_EXAMPLES
-    monkeypatch.setenv(runs.MAX_EXAMPLES_ENV, "50_000")
-    assert runs.max_examples() == 50_000
-    for junk in ("-5", "0", "lots", "1e9"):  # a host's typo falls back to the default, it does not crash
-        monkeypatch.setenv(runs.MAX_EXAMPLES_ENV, junk)
-        assert runs.max_examples() == runs.DEFAULT_MAX_EXAMPLES
+def test_memory_gate_holds_work_past_its_capacity_until_room_is_made():
+    gate = MemoryGate(capacity_mb=lambda: 100, poll_seconds=0.01)
+    order, waited = [], []
+    with gate.reserve(70):
+        thread = threading.Thread(target=lambda: _ordered(gate, 40, "large", order, waited.append))
+        thread.start()
+        wait_until(lambda: waited)  # 70 + 40 > 100: it waits, and is told how much is held
+        assert waited[0] == 70 and order == []
+    thread.join(5)
+    assert order == ["large"] and gate.reserved == 0
 
 
-def test_over_budget_names_the_numbers_and_within_budget_fits():
-    config = RunConfig(epochs=10, train_size=8000)
-    assert runs.over_budget(config, 80_000) is None  # exactly at the cap is allowed
-    message = runs.over_budget(config, 50_000)
-    assert "80,000" in message and "10 epochs" in message and "8,000 images" in message and "50,000" in message
-    fitted = runs.within_budget(config, 50_000)
-    assert (fitted.epochs, fitted.train_size) == (6, 8000)  # fewer epochs first, images kept
-    fitted = runs.within_budget(config, 5_000)
-    assert (fitted.epochs, fitted.train_size) == (1, 5000)  # then fewer images
-    assert runs.within_budget(config, 80_000) is config
-    for limit in (100, 999, 12_345, 300_000):
-        fitted = runs.within_budget(RunConfig(epochs=100, train_size=60000, batch_size=64), limit)
-        assert runs.examples(fitted) <= max(limit, 100) and fitted.epochs >= 1
+def test_memory_gate_serves_reservations_in_arrival_order():
+    gate = MemoryGate(capacity_mb=lambda: 100, poll_seconds=0.01)
+    order = []
+    holder = threading.Event()
+
+    def hold():
+        with gate.reserve(90):
+            holder.wait(5)
+
+    first = threading.Thread(target=hold)
+    first.start()
+    wait_until(lambda: gate.reserved == 90)
+    big = threading.Thread(target=lambda: _ordered(gate, 60, "big", order))
+    big.start()
+    wait_until(lambda: len(gate._waiting) == 1)
+    small = threading.Thread(target=lambda: _ordered(gate, 5, "small", order))  # fits now, but the big one was first
+    small.start()
+    wait_until(lambda: len(gate._waiting) == 2)
+    assert order == []
+    holder.set()
+    for thread in (first, big, small):
+        thread.join(5)
+    assert order == ["big", "small"] and gate.reserved == 0
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_malloc_arenas_are_capped_unless_the_host_chose(monkeypatch):
-    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    assert runs.limit_malloc_arenas() is True
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert runs.limit_malloc_arenas() is False
+def _ordered(gate, mb, name, order, on_wait=None):
+    with gate.reserve(mb, on_wait=on_wait):
+        order.append(name)
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
-def test_releasing_free_memory_returns_freed_pages_to_the_os():
-    def rss_mb():
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def test_memory_gate_lets_a_waiter_that_gives_up_leave_the_line():
+    gate = MemoryGate(capacity_mb=lambda: 10, poll_seconds=0.01)
 
-    blocks = [bytes(2000) for _ in range(100_000)]  # ~200 MB from malloc's heap, not mmap
-    kept = blocks[::50]  # these stay alive between the freed ones: the heap cannot just shrink from the top
-    del blocks
-    before = rss_mb()
-    runs.release_free_memory()
-    assert rss_mb() < before - 50
-    assert len(kept) == 2000
+    def rerun(held):
+        raise KeyboardInterrupt("rerun")
+
+    with gate.reserve(10):
+        with pytest.raises(KeyboardInterrupt):
+            with gate.reserve(5, on_wait=rerun):
+                pass
+        assert gate._waiting == []
+    with gate.reserve(10):  # nothing was left held
+        assert gate.reserved == 10
+
+
+def test_memory_gate_runs_an_oversized_reservation_alone():
+    gate = MemoryGate(capacity_mb=lambda: 10, poll_seconds=0.01)
+    with gate.reserve(50):
+        assert gate.reserved == 50
+

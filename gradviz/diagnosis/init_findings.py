@@ -1,14 +1,20 @@
 """Findings whose cause is the initialization: zero (symmetric) weights, and a forward signal that
 collapses or blows up through depth before training starts. The fix is computed from mean-field
-theory (gradviz.theory): the initializer, or the random_normal / random_uniform std, that puts
+theory (gradviz.signal.theory): the initializer, or the random_normal / random_uniform std, that puts
 chi = sigma_w^2 E[phi'(z)^2] at 1 for the activation."""
 
 from __future__ import annotations
 
-from gradviz import theory
 from gradviz.config import SCALED_INITIALIZERS, RunConfig
-from gradviz.evidence import SIGNAL_BLOWUP, SIGNAL_COLLAPSE, Evidence, Finding, sci
+from gradviz.diagnosis.evidence import (
+    SIGNAL_BLOWUP,
+    SIGNAL_COLLAPSE,
+    Evidence,
+    Finding,
+    sci,
+)
 from gradviz.result import RunResult
+from gradviz.signal import theory
 
 RELU_FAMILY = ("relu", "leaky_relu", "elu", "gelu")
 # What each activation family is started with so that chi is ~1 (He et al. 2015 for the ReLU

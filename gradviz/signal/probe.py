@@ -1,10 +1,10 @@
 """Init-time probe: the untrained model's forward signal (RMS of each kernel layer's
 pre-activations and activations) and backward signal (each kernel's gradient norm) on a fixed
-probe batch, with the mean-field prediction (gradviz.theory) beside it. No training, no Streamlit.
+probe batch, with the mean-field prediction (gradviz.signal.theory) beside it. No training, no Streamlit.
 
 Plain MLPs, where the theory applies and sweeps need many points, are measured on a fast path:
 the same seeded Keras initializers draw the same kernels as gradviz's model (their unit draws kept
-by gradviz.init_draws, so a change of σ or activation does not draw again), the forward pass is a
+by gradviz.training.init_draws, so a change of σ or activation does not draw again), the forward pass is a
 few eager matmuls, and each kernel's gradient norm comes from the pre-activation gradients through
 ||H^T D||_F^2 = sum((H H^T) * (D D^T)), which never forms a (fan_in x fan_out) gradient. Every other
 model is built with Keras and measured with a GradientTape. Both run eagerly: tracing a graph for
@@ -15,44 +15,50 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 
-from gradviz import theory
-from gradviz.architecture import ACT_SUFFIX
+from gradviz.architecture import ACT_SUFFIX, CLASSES, INPUT_PIXELS, mlp_kernel_names
 from gradviz.config import RunConfig
-from gradviz.init_draws import initial_kernel
-from gradviz.models import build_model, model_inputs, submodel, tracked_kernels
 from gradviz.result import finite_or_none
-from gradviz.tf_setup import tf
+from gradviz.serving.lru import BoundedLRU
+from gradviz.signal import theory
+from gradviz.training.init_draws import initial_kernel
+from gradviz.training.models import build_model, model_inputs, submodel, tracked_kernels
+from gradviz.training.tf_setup import tf
 
 # Fields an initialization-time measurement does not read: how the model would be trained.
 TRAINING_FIELDS = ("optimizer", "learning_rate", "clipnorm", "global_clipnorm", "clipvalue", "batch_size", "epochs",
                    "train_size")
-CACHE_ENTRIES = 512  # probes are a few hundred numbers each
 TRACE_FROM_STEPS = 100  # recurrent models this long are traced, not run eagerly (see _keras_signals)
 
 
 @dataclass(frozen=True)
-class SignalProbe:
-    """One untrained model's signals per kernel layer (input -> output), and the theory's view."""
+class LayerSignals:
+    """What one measurement found, per kernel layer (input -> output): every producer (the plain-MLP
+    fast path, the Keras path, gradviz.signal.family) builds it by these names."""
 
-    config: RunConfig
     layers: list[str]
     preact_rms: list[float | None]  # None where a layer has no pre-activation of its own (recurrent)
     forward_rms: list[float]
     grad_norm: list[float]  # ||dL/dW|| of the batch-mean loss: what a training step sees
-    grad_norm_per_example: list[float] | None  # RMS over examples of each one's own gradient norm
-    input_second_moment: float
-    seconds: float
-    data: dict = field(default_factory=dict)
+    grad_norm_per_example: list[float] | None = None  # RMS over examples of each one's own gradient norm
     time_grad: list[float] = field(default_factory=list)  # recurrent: |dL/dh_t| per time step
     delta_rms: list[float] | None = None  # plain MLPs: RMS over examples of |dL/dz| per layer (z: pre-activation)
+
+
+@dataclass(frozen=True)
+class SignalProbe(LayerSignals):
+    """One untrained model's signals per kernel layer (LayerSignals), where they were measured,
+    and the theory's view of the same model."""
+
+    config: RunConfig = field(default_factory=RunConfig)
+    input_second_moment: float = 0.0
+    seconds: float = 0.0
+    data: dict = field(default_factory=dict)
 
     @property
     def ratio_first_last(self) -> float | None:
@@ -125,10 +131,10 @@ def measure(config: RunConfig, x: np.ndarray, y: np.ndarray, data: dict | None =
     return probe_from(config, x, signals, time.perf_counter() - started, data)
 
 
-def probe_from(config: RunConfig, x: tf.Tensor, signals: tuple, seconds: float, data: dict | None) -> SignalProbe:
-    layers, pre, post, grads, per_example, through_time, *delta = signals
-    return SignalProbe(config, layers, pre, post, grads, per_example, float(tf.reduce_mean(tf.square(x))), seconds,
-                       dict(data or {}, probe_size=int(x.shape[0])), through_time, delta[0] if delta else None)
+def probe_from(config: RunConfig, x: tf.Tensor, signals: LayerSignals, seconds: float, data: dict | None) -> SignalProbe:
+    """The probe of `config` from its measured signals on the images `x`."""
+    return SignalProbe(**vars(signals), config=config, input_second_moment=float(tf.reduce_mean(tf.square(x))),
+                       seconds=seconds, data=dict(data or {}, probe_size=int(x.shape[0])))
 
 
 def _rms(t: tf.Tensor) -> float:
@@ -146,7 +152,7 @@ def _mlp_signals(config: RunConfig, x: tf.Tensor, y: tf.Tensor):
     depth = config.depth
     kernels = [initial_kernel(config, i, shape) for i, shape in enumerate(mlp_shapes(config), 1)]
     act = keras.activations.get(config.activation)
-    h = tf.reshape(x, (x.shape[0], 784))
+    h = tf.reshape(x, (x.shape[0], INPUT_PIXELS))
     inputs, preacts = [], []
     with tf.GradientTape() as tape:
         tape.watch(h)  # records everything downstream, so the gradient of each pre-activation is there
@@ -162,13 +168,13 @@ def _mlp_signals(config: RunConfig, x: tf.Tensor, y: tf.Tensor):
     stats = tf.concat([kernel_stats(a, d[None], batch) for a, d in zip(inputs, deltas)], 0).numpy()
     pre = [_rms(z) for z in preacts]
     post = [_rms(v) for v in inputs[1:]] + [pre[-1]]
-    names = [f"hidden_{i:02d}" for i in range(1, depth + 1)] + ["output"]
-    return names, pre, post, stats[:, 0].tolist(), stats[:, 1].tolist(), [], stats[:, 2].tolist()
+    return LayerSignals(mlp_kernel_names(depth), pre, post, grad_norm=stats[:, 0].tolist(),
+                        grad_norm_per_example=stats[:, 1].tolist(), delta_rms=stats[:, 2].tolist())
 
 
 def mlp_shapes(config: RunConfig) -> list[tuple[int, int]]:
     """A plain MLP's kernel shapes, input -> output."""
-    return [(784, config.width)] + [(config.width, config.width)] * (config.depth - 1) + [(config.width, 10)]
+    return [(INPUT_PIXELS, config.width)] + [(config.width, config.width)] * (config.depth - 1) + [(config.width, CLASSES)]
 
 
 def kernel_stats(a: tf.Tensor, deltas: tf.Tensor, batch: float | tf.Tensor) -> tf.Tensor:
@@ -216,7 +222,8 @@ def _keras_signals(config: RunConfig, x: tf.Tensor, y: tf.Tensor):
     for pre_t, _ in probed:
         pre.append(float(next(found)) if pre_t is not None else None)
         post.append(float(next(found)))
-    return [n for n, _ in kernels], pre, post, [float(n) for n in norms], None, through_time.numpy().tolist()
+    return LayerSignals([n for n, _ in kernels], pre, post, grad_norm=[float(n) for n in norms],
+                        time_grad=through_time.numpy().tolist())
 
 
 def _norm_per_step(grad: tf.Tensor) -> tf.Tensor:
@@ -240,26 +247,22 @@ def _probed_outputs(name: str, named: dict) -> tuple:
     return pre, pre
 
 
-class ProbeCache:
-    """Probes by probe_key, least recently used dropped: numbers only, thread-safe."""
+class ProbeCache(BoundedLRU[SignalProbe]):
+    """Probes by probe_key (numbers only), counted against the process's cache budget."""
 
-    def __init__(self, max_entries: int = CACHE_ENTRIES):
-        self.max_entries = max_entries
-        self._items: OrderedDict[str, SignalProbe] = OrderedDict()
-        self._lock = threading.Lock()
+    def __init__(self, **budget):
+        super().__init__("probes", _probe_bytes, **budget)
 
-    def get(self, config: RunConfig) -> SignalProbe | None:
-        with self._lock:
-            found = self._items.get(probe_key(config))
-            if found is not None:
-                self._items.move_to_end(probe_key(config))
-            return found
+    def get_for(self, config: RunConfig) -> SignalProbe | None:
+        return self.get(probe_key(config))
 
-    def put(self, probe: SignalProbe) -> None:
-        with self._lock:
-            self._items[probe_key(probe.config)] = probe
-            while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
+    def keep(self, probe: SignalProbe) -> None:
+        self.put(probe_key(probe.config), probe)
+
+
+def _probe_bytes(probe: SignalProbe) -> int:
+    """A probe's lists of Python floats, ~32 bytes each, and its small dicts."""
+    return 2048 + 32 * (6 * len(probe.layers) + len(probe.time_grad))
 
 
 PROBES = ProbeCache()
@@ -269,12 +272,12 @@ def probe(config: RunConfig, data_dir: str | None = None) -> SignalProbe:
     """The init-time probe of `config` on the fixed probe batch (cached per probe_key)."""
     from gradviz.data import PROBE_IMAGES, probe_batch
 
-    cached = PROBES.get(config)
+    cached = PROBES.get_for(config)
     if cached is not None and cached.config == config:
         return cached
     if cached is not None:  # same numbers, another training setup: relabel, do not re-measure
         return dataclasses.replace(cached, config=config)
     x, y, where = probe_batch(PROBE_IMAGES, data_dir)
     measured = measure(config, x, y, where)
-    PROBES.put(measured)
+    PROBES.keep(measured)
     return measured

@@ -1,5 +1,5 @@
 """Init-time probes of many plain MLPs at once: a depth sweep, or a (random_normal std x depth)
-phase diagram, each point the probe gradviz.signal.measure would give that config.
+phase diagram, each point the probe gradviz.signal.probe.measure would give that config.
 
 The rule that makes it cheap: gradviz seeds every layer's initializer by its position, so an MLP
 of depth D is the first D hidden layers of a deeper one plus an output layer of its own; and a
@@ -12,21 +12,21 @@ called once per std.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 
 import keras
 import numpy as np
 
+from gradviz.architecture import CLASSES, INPUT_PIXELS, mlp_kernel_names
 from gradviz.config import RunConfig
-from gradviz.init_draws import initial_kernel
-from gradviz.signal import SignalProbe, fast_path, kernel_stats, probe_from
-from gradviz.tf_setup import tf
+from gradviz.serving.lru import BoundedLRU
+from gradviz.signal.probe import LayerSignals, SignalProbe, fast_path, kernel_stats, probe_from
+from gradviz.training.init_draws import initial_kernel
+from gradviz.training.tf_setup import tf
 
-TRACES_KEPT = 8
-_traces: OrderedDict[tuple, object] = OrderedDict()
-_lock = threading.Lock()
+# Traced family graphs, counted against the process's cache budget (a guess from their size: a few
+# ops per layer and per network, like the training graphs of gradviz.serving.cost).
+TRACES: BoundedLRU = BoundedLRU("sweep traces", lambda kept: kept[1])
 
 
 def measure_family(config: RunConfig, x: np.ndarray, y: np.ndarray, depths: list[int],
@@ -44,9 +44,9 @@ def measure_family(config: RunConfig, x: np.ndarray, y: np.ndarray, depths: list
     numbers = (_traced(config.activation, tuple(depths), config.width, len(y)) if len(stds) > 2
                else _family_graph(config.activation, tuple(depths)))
     unit = config.replace(init_std=1.0)
-    base_hidden = [initial_kernel(unit if scaled else config, i, (784 if i == 1 else config.width, config.width))
+    base_hidden = [initial_kernel(unit if scaled else config, i, (INPUT_PIXELS if i == 1 else config.width, config.width))
                    for i in range(1, max(depths) + 1)]
-    base_out = [initial_kernel(unit if scaled else config, d + 1, (config.width, 10)) for d in depths]
+    base_out = [initial_kernel(unit if scaled else config, d + 1, (config.width, CLASSES)) for d in depths]
     found = {}
     for std in stds:
         started = time.perf_counter()
@@ -56,9 +56,10 @@ def measure_family(config: RunConfig, x: np.ndarray, y: np.ndarray, depths: list
         each = (time.perf_counter() - started) / len(depths)
         for d, depth in enumerate(depths):
             rows = stats[_rows_of(depths, d)]
-            names = [f"hidden_{i:02d}" for i in range(1, depth + 1)] + ["output"]
-            signals = (names, pre[:depth].tolist() + [float(logits_rms[d])], post[:depth].tolist() + [float(logits_rms[d])],
-                       rows[:, 0].tolist(), rows[:, 1].tolist(), [], rows[:, 2].tolist())
+            logits = [float(logits_rms[d])]
+            signals = LayerSignals(mlp_kernel_names(depth), pre[:depth].tolist() + logits, post[:depth].tolist() + logits,
+                                   grad_norm=rows[:, 0].tolist(), grad_norm_per_example=rows[:, 1].tolist(),
+                                   delta_rms=rows[:, 2].tolist())
             found[(depth, std)] = probe_from(config.replace(depth=depth, init_std=std), x_t, signals, each, data)
     return found
 
@@ -88,12 +89,11 @@ def _layout(depths: list[int]) -> dict[tuple[int, int], int]:
 
 def _traced(activation: str, depths: tuple[int, ...], width: int, batch: int):
     key = (activation, depths, width, batch)
-    with _lock:
-        found = _traces.pop(key, None) or tf.function(_family_graph(activation, depths), autograph=False)
-        _traces[key] = found
-        while len(_traces) > TRACES_KEPT:
-            _traces.popitem(last=False)
-    return found
+    found = TRACES.get(key)
+    if found is None:
+        found = TRACES.put(key, (tf.function(_family_graph(activation, depths), autograph=False),
+                                 int((8 + 0.5 * max(depths) + 0.5 * len(depths)) * 2**20)))
+    return found[0]
 
 
 def _family_graph(activation: str, depths: tuple[int, ...]):
@@ -102,7 +102,7 @@ def _family_graph(activation: str, depths: tuple[int, ...]):
 
     def numbers(x, y, hidden, outs):
         batch = tf.cast(tf.shape(y)[0], tf.float32)
-        h = tf.reshape(x, (-1, 784))
+        h = tf.reshape(x, (-1, INPUT_PIXELS))
         inputs, slopes, pre, post = [], [], [], []
         for kernel in hidden:
             inputs.append(h)
@@ -114,7 +114,7 @@ def _family_graph(activation: str, depths: tuple[int, ...]):
             pre.append(tf.sqrt(tf.reduce_mean(tf.square(z))))
             post.append(tf.sqrt(tf.reduce_mean(tf.square(h))))
         inputs.append(h)
-        onehot = tf.one_hot(y, 10)
+        onehot = tf.one_hot(y, CLASSES)
         stats, logits_rms, entering = [], [], {}
         for d, depth in enumerate(depths):  # each network's output layer, and the gradient it sends back
             logits = tf.matmul(inputs[depth], outs[d])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import gc
+import json
 import platform
 import statistics
 import time
@@ -16,10 +16,10 @@ import tensorflow as tf
 
 from gradviz.config import RunConfig
 from gradviz.data import Dataset
-from gradviz.models import build_model, tracked_kernels
-from gradviz.optim import keras_optimizer
-from gradviz.steps import available_cores, clear_step_graphs
-from gradviz.train import train
+from gradviz.training.models import build_model, tracked_kernels
+from gradviz.training.optim import keras_optimizer
+from gradviz.training.steps import available_cores, clear_step_graphs
+from gradviz.training.train import train
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -214,8 +214,8 @@ def time_preview(config: RunConfig, x: np.ndarray, y: np.ndarray, repeats: int) 
 
 def time_redraw(config: RunConfig, x: np.ndarray, y: np.ndarray, repeats: int) -> dict:
     """A control change on a network already drawn: the activation flips back and forth on one
-    seed, so the initial weights are re-used (gradviz.init_draws) and only the probe runs again."""
-    from gradviz.init_draws import DRAWS
+    seed, so the initial weights are re-used (gradviz.training.init_draws) and only the probe runs again."""
+    from gradviz.training.init_draws import DRAWS
 
     DRAWS.clear()
     first = _time_probes([config], x, y)["median_ms"]
@@ -225,8 +225,8 @@ def time_redraw(config: RunConfig, x: np.ndarray, y: np.ndarray, repeats: int) -
 
 def _time_probes(configs: list[RunConfig], x: np.ndarray, y: np.ndarray) -> dict:
     """Probe each config and build its charts: milliseconds, median over the configs."""
-    from gradviz.signal import measure
-    from gradviz.signal_charts import signal_charts
+    from gradviz.signal.charts import signal_charts
+    from gradviz.signal.probe import measure
 
     second_moment = float(np.mean(np.square(x, dtype=np.float64)))
     probe_ms, total_ms = [], []
@@ -244,7 +244,7 @@ def _time_probes(configs: list[RunConfig], x: np.ndarray, y: np.ndarray) -> dict
 
 def run_preview_bench(x: np.ndarray, y: np.ndarray, repeats: int = 5) -> dict:
     """Every preview model, after one warm-up probe (TensorFlow loaded, as on a running server)."""
-    from gradviz.signal import measure
+    from gradviz.signal.probe import measure
 
     measure(RunConfig(depth=2, width=16), x, y)
     return {"preview": {name: time_preview(config, x, y, repeats) for name, config in preview_models().items()},
@@ -260,9 +260,15 @@ def run_sweep_bench(x: np.ndarray, y: np.ndarray, data: Dataset) -> dict:
     traces, and again with another seed) against the same 120 probes one by one; and a 10-point
     trained sweep whose points share one model shape (learning rates) or not (depths), run as a
     sweep (traced step graphs reused where the shape repeats) against one by one with fresh traces."""
-    from gradviz.signal import measure
-    from gradviz.sweep import SweepSpec, X_FIELDS, parse_axis, run_init, run_trained
-    from gradviz.sweep_presets import SWEEP_PRESETS
+    from gradviz.signal.probe import measure
+    from gradviz.sweeps.grid import (
+        X_FIELDS,
+        SweepSpec,
+        parse_axis,
+        run_init,
+        run_trained,
+    )
+    from gradviz.sweeps.named import SWEEP_PRESETS
 
     measure(RunConfig(depth=2, width=16), x, y)  # TensorFlow warmed, as on a running server
     phase = SWEEP_PRESETS["order-to-chaos"].spec

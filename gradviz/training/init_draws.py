@@ -4,59 +4,35 @@ The rule: every initializer gradviz offers computes its kernel from a draw that 
 the seed and the shape — `z * stddev` (normal, truncated normal), `u * (max - min) + min`
 (uniform), `gain * Q` (orthogonal). Drawing is what costs (0.7 s for the 52 M truncated-normal
 weights of a 50 x 1024 MLP; the probe itself takes 0.25 s), so the unit draw is kept, least
-recently used dropped past a byte budget, and a change of σ, gain, activation or initializer
+recently used dropped past the process's cache budget, and a change of σ, gain, activation or initializer
 within a family re-uses it. Numbers only: no model is kept.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 
 import keras
 import numpy as np
 
 from gradviz.config import RunConfig
-from gradviz.models import make_initializer
-from gradviz.tf_setup import tf
+from gradviz.serving.lru import BoundedLRU
+from gradviz.training.models import make_initializer
+from gradviz.training.tf_setup import tf
 
-BUDGET_BYTES = 256 * 2**20  # the unit draws of one 50 x 1024 MLP (210 MB) fit
 
+class DrawCache(BoundedLRU[tf.Tensor]):
+    """Unit draws by (family, seed, shape), counted against the process's cache budget (the unit
+    draws of a 50 x 1024 MLP take 210 MB); counts hits so tests can see re-use."""
 
-class DrawCache:
-    """Unit draws by (family, seed, shape); thread-safe; counts hits so tests can see re-use."""
+    def __init__(self, **budget):
+        super().__init__("initial draws", lambda t: t.shape.num_elements() * t.dtype.size, **budget)
 
-    def __init__(self, budget_bytes: int = BUDGET_BYTES):
-        self.budget_bytes = budget_bytes
-        self.hits = self.misses = 0
-        self._items: OrderedDict[tuple, tf.Tensor] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple, draw) -> tf.Tensor:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return found
-            self.misses += 1
-        value = draw()  # outside the lock: another session's probe need not wait for this draw
-        size = value.shape.num_elements() * value.dtype.size
-        with self._lock:
-            if size <= self.budget_bytes and key not in self._items:
-                self._items[key] = value
-                self._bytes += size
-                while self._bytes > self.budget_bytes:
-                    _, dropped = self._items.popitem(last=False)
-                    self._bytes -= dropped.shape.num_elements() * dropped.dtype.size
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = self.hits = self.misses = 0
+    def get_or_draw(self, key: tuple, draw) -> tf.Tensor:
+        """The kept draw, or draw() kept (drawn outside the lock: another session's probe need
+        not wait for it)."""
+        found = self.get(key)
+        return found if found is not None else self.put(key, draw())
 
 
 DRAWS = DrawCache()
@@ -66,7 +42,7 @@ def initial_kernel(config: RunConfig, index: int, shape: tuple[int, ...]) -> tf.
     """What make_initializer(config, index)(shape, "float32") returns, from a kept unit draw."""
     init = make_initializer(config, index)
     if isinstance(init, keras.initializers.Orthogonal):
-        unit = DRAWS.get(("orthogonal", init.seed, shape),
+        unit = DRAWS.get_or_draw(("orthogonal", init.seed, shape),
                          lambda: keras.initializers.Orthogonal(gain=1.0, seed=init.seed)(shape, "float32"))
         return np.float32(init.gain) * unit
     if isinstance(init, keras.initializers.RandomNormal):
@@ -95,9 +71,9 @@ def _variance_scaling(init: keras.initializers.VarianceScaling, shape: tuple[int
 
 def _normal(family: str, seed: int, shape: tuple[int, ...]) -> tf.Tensor:
     sample = keras.random.truncated_normal if family == "truncated_normal" else keras.random.normal
-    return DRAWS.get((family, seed, shape), lambda: sample(shape, seed=seed, dtype="float32"))
+    return DRAWS.get_or_draw((family, seed, shape), lambda: sample(shape, seed=seed, dtype="float32"))
 
 
 def _uniform(seed: int, shape: tuple[int, ...], minval: float, maxval: float) -> tf.Tensor:
-    unit = DRAWS.get(("uniform", seed, shape), lambda: keras.random.uniform(shape, seed=seed, dtype="float32"))
+    unit = DRAWS.get_or_draw(("uniform", seed, shape), lambda: keras.random.uniform(shape, seed=seed, dtype="float32"))
     return unit * (np.float32(maxval) - np.float32(minval)) + np.float32(minval)  # as TensorFlow computes it, in float32
