@@ -14,6 +14,7 @@ UPDATE_RATIO_GUIDE = 1e-3
 CONFIG_COLORS = ["#1f6feb", "#e8590c", "#2f9e44", "#ae3ec9"]  # A-D in Compare: far apart on any projector
 NONFINITE_COLOR = "#e4002b"
 FONT_SIZES = {False: (13, 14, 16), True: (20, 22, 26)}  # (labels, titles, chart title)
+PROFILE_COLORS = {"at initialization": "#e8590c", "first epoch": "#9aa5b1", "last epoch": "#1f6feb"}
 
 
 # --- aggregation ---------------------------------------------------------------------------------
@@ -200,11 +201,13 @@ def grad_lines_chart(result: RunResult, height: int = 280) -> alt.Chart:
 def depth_profile_chart(result: RunResult, height: int = 280, at_init: list[float] | None = None) -> alt.Chart:
     """Gradient norm across depth (input -> output): at initialization (the probe), first vs last
     epoch, log y."""
-    chart = alt.Chart(depth_profile(result, at_init)).mark_line(point=True).encode(
+    frame = depth_profile(result, at_init)
+    shown = [w for w in PROFILE_COLORS if w in set(frame["when"])]  # the legend names only lines drawn
+    chart = alt.Chart(frame).mark_line(point=True).encode(
         x=alt.X("layer:N", sort=layer_sort(result), title="layer (input -> output)"),
         y=alt.Y("grad_norm:Q", title="median gradient norm", scale=alt.Scale(type="log")),
-        color=alt.Color("when:N", title=None, scale=alt.Scale(domain=["at initialization", "first epoch", "last epoch"],
-                                                               range=["#e8590c", "#9aa5b1", "#1f6feb"])),
+        color=alt.Color("when:N", title=None,
+                        scale=alt.Scale(domain=shown, range=[PROFILE_COLORS[w] for w in shown])),
         tooltip=["layer:N", "when:N", alt.Tooltip("grad_norm:Q", format=".2e")])
     return chart.properties(height=height, title="Gradient norm across depth")
 

@@ -1,15 +1,19 @@
-"""python -m gradviz presets | run | probe | sweep | bench | precompute | prefetch: the command-line contract of DESIGN.md."""
+"""python -m gradviz presets | run | probe | sweep | bench | precompute | prefetch: the command line
+whose output scripts rely on (the contract is docs/cli.md)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from gradviz.config import ConfigError, RunConfig
 from gradviz.data import DataUnavailable
 from gradviz.presets import PRESETS, Preset, get_preset
+from gradviz.serving.limits import MemoryLimit, check_memory
+from gradviz.training.quiet import QUIET_ENV
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
@@ -61,8 +65,16 @@ def _progress_printer(progress) -> None:
           end="", file=sys.stderr, flush=True)
 
 
+def _check_training(config: RunConfig, data_dir: str | None) -> None:
+    """MemoryLimit (exit 2) before any data, model or TensorFlow is loaded, for the images the data holds."""
+    from gradviz.data import available_train_images
+
+    check_memory(config, "training", images=available_train_images(data_dir))
+
+
 def cmd_run(args) -> int:
     config, preset = resolve_config(args.preset, args.set)
+    _check_training(config, args.data_dir)
     dataset = _load(config, args.data_dir)  # missing data fails here, before anything is sent anywhere
     from gradviz.diagnosis.diagnose import diagnose
     from gradviz.report import summary
@@ -115,6 +127,7 @@ def format_report(report: dict, config: RunConfig) -> str:
 def cmd_probe(args) -> int:
     """Measure the untrained model at initialization beside the mean-field prediction; no training."""
     config, _ = resolve_config(args.preset, args.set)
+    check_memory(config, "probe")
     from gradviz.data import load_files
 
     load_files(args.data_dir)  # missing data fails here, with the message, before TensorFlow loads
@@ -178,6 +191,7 @@ def cmd_sweep(args) -> int:
     """A grid of configs measured at initialization (instant) or trained (--train)."""
     spec, named = sweep_spec(args)
     spec.check()  # a bad sweep is refused before any data or TensorFlow is loaded
+    spec.check_memory()
     from gradviz.data import PROBE_IMAGES, load_dataset, probe_batch
     from gradviz.sweeps.grid import run_init, run_trained
 
@@ -222,6 +236,7 @@ def cmd_bench(args) -> int:
     if args.sweeps:
         return _bench_sweeps(args)
     config, _ = resolve_config(args.preset, args.set)
+    _check_training(config, args.data_dir)
     dataset = _load(config, args.data_dir)
     from gradviz.training.bench import FIRST_RUNS, RERUNS, run_bench
 
@@ -300,8 +315,18 @@ def read_grid(path: str) -> list[tuple[str, RunConfig]]:
 
 def precompute_jobs(args) -> list[tuple[str, RunConfig]]:
     """The presets and grid configs asked for, checked before anything slow starts."""
-    names = list(PRESETS) if args.presets == "all" else [n.strip() for n in args.presets.split(",") if n.strip()]
-    return [(name, get_preset(name).config) for name in names] + (read_grid(args.grid) if args.grid else [])
+    chosen = args.presets.strip().lower()
+    if chosen in ("none", ""):
+        names = []
+    else:
+        names = list(PRESETS) if chosen == "all" else [n.strip() for n in args.presets.split(",") if n.strip()]
+    jobs = [(name, get_preset(name).config) for name in names] + (read_grid(args.grid) if args.grid else [])
+    for label, config in jobs:  # every job is checked before the first one trains
+        try:
+            _check_training(config, args.data_dir)
+        except MemoryLimit as limit:
+            raise BadInput(f"{label}: {limit}") from None
+    return jobs
 
 
 def cmd_precompute(args, jobs: list[tuple[str, RunConfig]] | None = None) -> int:
@@ -327,7 +352,6 @@ def cmd_precompute(args, jobs: list[tuple[str, RunConfig]] | None = None) -> int
 def cmd_prefetch(args) -> int:
     """Before a talk, on a machine with internet: put MNIST in the Keras cache, then precompute the
     presets, so that the app needs no network (and, for the presets, no training) afterwards."""
-    import os
 
     from gradviz.data import download_to_keras_cache, keras_cache_path, load_files
 
@@ -338,7 +362,7 @@ def cmd_prefetch(args) -> int:
         where = "(already in the Keras cache)"
     else:
         print("MNIST: downloading through Keras ...", flush=True)
-        download_to_keras_cache()
+        download_to_keras_cache(retry=True)
         where = "(downloaded)"
     # Read once here (memoised for the precompute below): a truncated download fails now, not in class.
     files = load_files(args.data_dir)
@@ -350,21 +374,32 @@ def cmd_prefetch(args) -> int:
     return EXIT_OK
 
 
+def _common() -> argparse.ArgumentParser:
+    """Flags every command that reads MNIST takes."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="folder with MNIST (default: $GRADVIZ_DATA_DIR, then the Keras cache)")
+    common.add_argument("--verbose", action="store_true", help="let TensorFlow's own start-up lines through to stderr")
+    return common
+
+
+def _config_flags(p: argparse.ArgumentParser, default_preset: str | None, what: str = "the config") -> None:
+    p.add_argument("--preset", default=default_preset, help=f"start {what} from a named preset (see `presets`)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override one field; repeatable")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gradviz", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("presets", help="list preset names").set_defaults(func=cmd_presets)
+    common = _common()
+    sub.add_parser("presets", help="list preset names", parents=[common]).set_defaults(func=cmd_presets)
     for name, func, default_preset, help_text in (
         ("run", cmd_run, None, "train one config and print a summary"),
         ("probe", cmd_probe, None, "measure the untrained model's signals at initialization, beside the theory"),
         ("bench", cmd_bench, "seed-vanishing-sigmoid", "compare throughput with model.fit and the seed recipe"),
     ):
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("--preset", default=default_preset, help="start from a named preset (see `presets`)")
-        p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                       help="override one config field; repeatable")
-        p.add_argument("--data-dir", help="folder with MNIST (default: $GRADVIZ_DATA_DIR, then the Keras cache)")
-        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        p = sub.add_parser(name, help=help_text, parents=[common])
+        _config_flags(p, default_preset)
         if name == "run":
             p.add_argument("--save", metavar="PATH", help="also save the RunResult as PATH.npz + PATH.json")
         elif name == "bench":
@@ -375,28 +410,28 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--sweeps", action="store_true",
                            help="time a phase diagram and trained sweeps against their points one by one instead")
         p.set_defaults(func=func)
-    sw = sub.add_parser("sweep", help="a grid of configs at initialization (instant) or trained (--train)")
-    sw.add_argument("--x", metavar="FIELD=SPEC", help="depth, init_std, init_gain, learning_rate, width or step_pixels; "
-                    "SPEC: v1,v2,... or start:stop:count[:log]")
-    sw.add_argument("--series", metavar="FIELD=V1,V2", help="activation, initializer, optimizer, batch_norm or residual")
-    sw.add_argument("--y", metavar="FIELD=SPEC", help="a second numeric field (a phase diagram: --x init_std=... --y depth=...)")
+    sw = sub.add_parser("sweep", help="a grid of configs at initialization (instant) or trained (--train)",
+                        parents=[common])
+    sw.add_argument("--x", metavar="FIELD=SPEC", help="depth, init_std, init_gain, learning_rate, width or "
+                    "step_pixels; SPEC: v1,v2,... or start:stop:count[:log]")
+    sw.add_argument("--series", metavar="FIELD=V1,V2",
+                    help="activation, initializer, optimizer, batch_norm or residual")
+    sw.add_argument("--y", metavar="FIELD=SPEC",
+                    help="a second numeric field (a phase diagram: --x init_std=... --y depth=...)")
     sw.add_argument("--sweep", metavar="NAME", help="a named sweep: " + ", ".join(_sweep_names()))
-    sw.add_argument("--preset", help="the base config: a named preset (default: the defaults)")
-    sw.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a base field; repeatable")
-    sw.add_argument("--train", action="store_true", help="train every point (short runs: 2,000 images x 1 epoch unless set)")
-    sw.add_argument("--data-dir", help="folder with MNIST (default: $GRADVIZ_DATA_DIR, then the Keras cache)")
-    sw.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    sw.add_argument("--train", action="store_true",
+                    help="train every point (short runs: 2,000 images x 1 epoch unless set)")
+    _config_flags(sw, None, "the base config")
     sw.set_defaults(func=cmd_sweep)
     for name, func, help_text in (
         ("precompute", cmd_precompute, "train presets (and a grid) once; the app shows them without training"),
         ("prefetch", cmd_prefetch, "download MNIST into the Keras cache and precompute: the app then works offline"),
     ):
-        pre = sub.add_parser(name, help=help_text)
-        pre.add_argument("--presets", default="all", help="'all' or comma-separated preset names")
+        pre = sub.add_parser(name, help=help_text, parents=[common])
+        pre.add_argument("--presets", default="all", help="'all', 'none', or comma-separated preset names")
         pre.add_argument("--grid", metavar="FILE", help="more configs, one per line: 'depth=20; activation=tanh'")
         pre.add_argument("--out", metavar="DIR",
                          help="store folder (default: $GRADVIZ_STORE_DIR or ~/.cache/gradviz/results)")
-        pre.add_argument("--data-dir", help="folder with MNIST (default: $GRADVIZ_DATA_DIR, then the Keras cache)")
         pre.add_argument("--force", action="store_true", help="retrain even if a stored run is there")
         pre.set_defaults(func=func)
     return parser
@@ -408,10 +443,28 @@ def _sweep_names() -> list[str]:
     return list(SWEEP_PRESETS)
 
 
+OUT_OF_MEMORY = ("MemoryError", "ResourceExhaustedError")  # Python's, and TensorFlow's (not imported here)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # exits 2 with a usage message on garbage flags
+    if not args.verbose:  # TensorFlow's start-up lines (oneDNN, CPU features) stay off stderr
+        quiet_native_logs()
     try:
         return args.func(args)
-    except (ConfigError, BadInput, DataUnavailable) as error:
+    except (ConfigError, BadInput, DataUnavailable, MemoryLimit) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception as error:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        if type(error).__name__ not in OUT_OF_MEMORY:
+            raise
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        print(f"error: out of memory ({type(error).__name__}: {first}). The cost model's estimate was under "
+              f"GRADVIZ_MAX_MEMORY_MB but this machine had less free; try a smaller config or a lower cap.",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def quiet_native_logs() -> None:
+    """Ask gradviz.training.tf_setup to import TensorFlow with its C++ start-up lines silenced."""
+    os.environ[QUIET_ENV] = "1"

@@ -52,9 +52,16 @@ class _Rule:
         if self.kind == "bool":
             return "true or false"
         if self.kind == "clip":
-            return f"off, or a number > 0 and <= {CLIP_MAX:g}"
+            return f"off, or a number > 0 and <= {as_written(CLIP_MAX)}"
         what = "a whole number" if self.kind == "int" else "a number"
-        return f"{what} from {self.low:g} to {self.high:g}"
+        return f"{what} from {as_written(self.low)} to {as_written(self.high)}"
+
+
+def as_written(number: float) -> str:
+    """A number as people write it in a sentence: 2147483647 -> '2,147,483,647', 1e-06 -> '0.000001'."""
+    if float(number).is_integer() and abs(number) >= 1:
+        return f"{int(number):,}"
+    return f"{number:.10f}".rstrip("0").rstrip(".")
 
 
 RULES: dict[str, _Rule] = {

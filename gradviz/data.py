@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import gzip
+import math
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,16 +151,27 @@ def keras_cache_path() -> Path:
     return Path(home) / "datasets" / "mnist.npz"
 
 
-def download_to_keras_cache() -> Path:
-    """Fetch MNIST through Keras (needs internet); returns the cached file."""
-    import keras  # lazy: the download path is the only one that needs Keras
+# A failed download is remembered this long: an offline server asked for MNIST on every rerun of
+# every page tried the network 26 times a minute, each time for the same answer.
+DOWNLOAD_RETRY_SECONDS = 300.0
+_last_failure: dict = {"at": -math.inf, "message": ""}
+
+
+def download_to_keras_cache(retry: bool = False) -> Path:
+    """Fetch MNIST through Keras (needs internet); returns the cached file. After a failure the
+    same DataUnavailable is raised without trying again for DOWNLOAD_RETRY_SECONDS (unless `retry`)."""
+    if not retry and time.monotonic() - _last_failure["at"] < DOWNLOAD_RETRY_SECONDS:
+        raise DataUnavailable(_last_failure["message"])
+    from gradviz.training.tf_setup import keras  # lazy: the download path is the only one that needs Keras
 
     try:
         # Keras announces the download on stdout; `run --json` promises stdout holds only JSON.
         with contextlib.redirect_stdout(sys.stderr):
             keras.datasets.mnist.load_data()
     except Exception as error:  # urllib raises many types; any of them means "no download"
-        raise DataUnavailable(offline_message(f"the download failed ({type(error).__name__}: {error})")) from None
+        message = offline_message(f"the download failed ({type(error).__name__}: {error})")
+        _last_failure.update(at=time.monotonic(), message=message)
+        raise DataUnavailable(message) from None
     return keras_cache_path()
 
 
@@ -256,6 +269,18 @@ def probe_batch(size: int, data_dir: str | os.PathLike | None = None) -> tuple[n
     s = _split(files)
     idx = s.val_idx[:size]
     return _scale(s.val[0][idx]), s.val[1][idx].astype(np.int32), {"source": files.source, "split": s.val_split}
+
+
+def available_train_images(data_dir: str | os.PathLike | None = None) -> int | None:
+    """How many training images the data on this machine holds, without downloading anything (None
+    if there is none, or it cannot be read: the caller's own load says why). Cheap after the first
+    call: the files are read once per process."""
+    if not (data_dir or os.environ.get("GRADVIZ_DATA_DIR") or keras_cache_path().is_file()):
+        return None
+    try:
+        return len(_split(load_files(data_dir)).pool_order)
+    except DataUnavailable:
+        return None
 
 
 def load_dataset(train_size: int, data_dir: str | os.PathLike | None = None) -> Dataset:

@@ -3,6 +3,7 @@
     python tests/loadtest.py --sessions 20            # prints a table; --json for one JSON object
     python tests/loadtest.py --sessions 5 --browser   # real Chromium pages instead of websockets
     python tests/loadtest.py --cluster --sessions 20 [--workers 2] [--kill-worker]
+    python tests/loadtest.py --soak --sessions 30 --minutes 15   # a class-length soak (tests/soak.py)
 
 Each session opens a link to a different small config (so nothing is shared through the cache),
 which the app trains at once. By default a session is a websocket client speaking Streamlit's own
@@ -34,6 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # gradviz itself, when run as a script
 from support.dask_cluster import dask_cluster  # noqa: E402
 from support.live_server import (  # noqa: E402
     ARTIFACTS,
@@ -302,7 +304,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --cluster: pin worker i to CPU i (each as if on a one-core machine of its own)")
     parser.add_argument("--epochs", type=int, default=2, choices=range(1, 21), metavar="E",
                         help="with --cluster: epochs per session's run (1-20, default 2; more makes training dominate)")
+    parser.add_argument("--soak", action="store_true",
+                        help="a class-length soak: sessions arrive over --minutes and cycle through every page")
+    parser.add_argument("--minutes", type=float, default=15, help="with --soak: over how long sessions arrive")
+    parser.add_argument("--views", type=int, default=11, choices=range(1, 101), metavar="V",
+                        help="with --soak: views each session opens (1-100, default 11: the whole cycle)")
     args = parser.parse_args(argv)
+    if args.soak:
+        from soak import run_soak
+
+        report = run_soak(args.sessions, args.minutes, args.views, args.timeout)
+        print(json.dumps(report) if args.json else "\n".join(f"{k:<24} {v}" for k, v in report.items()))
+        return 0 if report["failed_sessions"] == 0 else 1
     if args.cluster:
         report = run_cluster(args.sessions, args.workers, args.timeout, args.kill_worker, args.epochs, args.pin)
         print(json.dumps(report) if args.json else "\n".join(f"{k:<24} {v}" for k, v in report.items()))

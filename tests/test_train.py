@@ -12,18 +12,14 @@ from gradviz.result import RunResult
 from gradviz.training import train as train_module
 from gradviz.training.models import build_model, kernel_layers
 from gradviz.training.optim import keras_optimizer
+from gradviz.training.snapshots import ACT_BINS, WEIGHT_BINS
 from gradviz.training.steps import (
     CompiledSteps,
     StepRecord,
     available_cores,
     tower_sizes,
 )
-from gradviz.training.train import (
-    _locate_divergence,
-    activation_stats,
-    epoch_order,
-    train,
-)
+from gradviz.training.train import _locate_divergence, epoch_order, train
 
 CONFIGS = {
     "mlp-tanh-sgd": RunConfig(depth=4, width=32, activation="tanh", initializer="glorot_uniform",
@@ -201,14 +197,14 @@ def test_snapshots_and_epoch_metrics(tiny_data):
         np.testing.assert_allclose(result.train_loss[epoch], result.loss[rows].mean(), rtol=1e-5)
         np.testing.assert_allclose(result.train_accuracy[epoch], result.accuracy[rows].mean(), rtol=1e-5)
     assert result.val_accuracy[-1] > 0.6  # the tiny task is learnable: the loop really trains
-    assert result.weight_hist.shape == (4, 3, train_module.WEIGHT_BINS)
+    assert result.weight_hist.shape == (4, 3, WEIGHT_BINS)
     assert (result.weight_hist.sum(axis=2) == [784 * 32, 32 * 32, 32 * 10]).all()
     assert (result.pooled_hist.sum(axis=1) == 784 * 32 + 32 * 32 + 32 * 10).all()
     # pooled at step 0 == the per-layer kernels binned on the pooled grid (initial weights are seeded)
     initial = build_model(config)
     expected = sum(np.histogram(initial.get_layer(n).kernel.numpy(), result.pooled_edges)[0] for n in result.layers)
     np.testing.assert_array_equal(result.pooled_hist[0], expected)
-    assert result.act_hist.shape == (4, 2, train_module.ACT_BINS)
+    assert result.act_hist.shape == (4, 2, ACT_BINS)
     assert (result.act_hist.sum(axis=2) == [[128 * 32, 128 * 32]] * 4).all()  # 128 probe images
     assert result.act_stats.shape == (4, 2, 4)
     assert np.isnan(result.act_stats[:, :, 3]).all()  # relu: no saturation figure
@@ -233,29 +229,3 @@ def test_same_config_same_numbers(tiny_data):
     assert not np.allclose(a.loss, c.loss)
 
 
-def test_activation_stats_dead_and_saturated():
-    relu = np.zeros((10, 4))
-    relu[:, 0] = np.linspace(0.1, 1, 10)  # one live unit of four
-    relu[3, 1] = 0.5  # alive for one input only: not dead
-    stats = activation_stats(relu, "relu")
-    assert stats[2] == 0.5 and np.isnan(stats[3])
-    sig = np.array([[0.001, 0.5], [0.999, 0.6]])
-    assert activation_stats(sig, "sigmoid")[3] == 0.5
-    tanh = np.array([[-0.995, 0.0, 0.2, 0.99]])
-    assert activation_stats(tanh, "tanh")[3] == 0.5
-    conv = np.zeros((2, 3, 3, 2))
-    conv[1, 2, 2, 1] = 1.0  # channel 1 fires once: alive
-    assert activation_stats(conv, "relu")[2] == 0.5
-
-
-def test_fast_histogram_matches_numpy():
-    from gradviz.training.train import _clipped_hist
-
-    rng = np.random.default_rng(0)
-    edges = np.linspace(-2.0, 2.0, 41)
-    values = rng.normal(0, 0.8, 10_000)
-    inside = values[(values > -2) & (values < 2)]
-    np.testing.assert_array_equal(_clipped_hist(inside, edges), np.histogram(inside, edges)[0])
-    wild = np.array([-np.inf, -50.0, np.nan, 0.01, 3.0, np.inf])
-    counts = _clipped_hist(wild, edges)
-    assert counts.sum() == 5 and counts[0] == 2 and counts[-1] == 2 and counts[20] == 1

@@ -28,6 +28,7 @@ from typing import Callable
 
 from gradviz.config import RunConfig
 from gradviz.result import Progress, RunResult
+from gradviz.serving.limits import MemoryLimit, check_memory
 
 LOG = logging.getLogger("gradviz")
 CLUSTER_ENV = "GRADVIZ_CLUSTER"
@@ -98,7 +99,9 @@ def problem() -> str:
 def train(config: RunConfig, load_data: Callable, on_progress: Callable[[Progress], None] | None = None,
           should_stop: Callable[[], bool] | None = None, on_note: Callable[[str], None] | None = None) -> RunResult | None:
     """Train `config` on the cluster if one is configured and reachable, else here. None if the
-    caller stopped waiting (should_stop) before a cluster run finished."""
+    caller stopped waiting (should_stop) before a cluster run finished. MemoryLimit if the config
+    is over this process's memory cap (or a worker's), before anything is sent or built."""
+    check_memory(config, "training")
     note = on_note or (lambda message: LOG.warning(message))
     dask = client()
     if dask is not None:
@@ -140,9 +143,11 @@ def _on_cluster(dask, config: RunConfig, on_progress, should_stop) -> RunResult 
             seen = _relay(progress, seen, on_progress)
         if future.status != "finished":
             error = future.exception()
+            if isinstance(error, MemoryLimit):  # a refusal, not a lost cluster: training here would not help
+                raise error
             raise ClusterLost(f"the task ended with {type(error).__name__}: {error}")
         return future.result()
-    except ClusterLost:
+    except (ClusterLost, MemoryLimit):
         raise
     except Exception as error:  # noqa: BLE001 - lost connection, cancelled by the scheduler, ...
         raise ClusterLost(f"{type(error).__name__}: {str(error)[:200]}") from None
@@ -176,6 +181,7 @@ def run_task(values: dict) -> RunResult:
     worker = get_worker()
     key = worker.get_current_task()
     config = RunConfig.from_dict(values)
+    check_memory(config, "training")  # the worker's own cap, before its data or model is built
     progress = Variable(f"{key}-progress")
     last = [0.0]
 

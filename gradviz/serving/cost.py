@@ -19,25 +19,33 @@ import math
 from dataclasses import dataclass
 
 from gradviz.architecture import CLASSES, INPUT_PIXELS, downsample_blocks, hidden_name
-from gradviz.config import RunConfig
+from gradviz.config import RECURRENT, RunConfig
+from gradviz.data import PROBE_IMAGES, VAL_SIZE
+from gradviz.training.steplog import DEFAULT_CAPACITY as STEP_LOG_ROWS
 
 MB = 2**20
 FLOAT = 4  # bytes: every tensor here is float32
-EVAL_IMAGES = 1000  # images per evaluation call (gradviz.training.steps.EVAL_BATCH)
-VAL_IMAGES = 2000  # validation images every run holds (gradviz.data.VAL_SIZE)
-PROBE_IMAGES = 64  # the init-time probe's batch (gradviz.data.PROBE_IMAGES)
-STEP_LOG_ROWS = 4096  # rows the step record keeps (gradviz.training.steplog.DEFAULT_CAPACITY)
+EVAL_IMAGES = 1000  # images per evaluation call, at most (see eval_batch)
+EVAL_MIN_IMAGES = 50
+EVAL_BUDGET_MB = 32
+SNAPSHOT_IMAGES = 512  # validation images whose activations each snapshot keeps (gradviz.training.train)
 # Measured factors (see the module's docstring and tests/test_cost.py).
-TRAIN_FIXED_MB = 40  # a first training in a fresh process: tracing, thread pools, buffers
+TRAIN_FIXED_MB = {"mlp": 30, "cnn": 90, "recurrent": 30}  # a first training: tracing, thread pools, oneDNN's
+# convolution primitives (a 3-block CNN's traced graphs alone kept 49 MB) ...
+PER_KERNEL_MB = {"mlp": 1.0, "cnn": 3.0, "recurrent": 0.0}  # ... and per kernel layer (a 50-block CNN: +310 MB)
 PROBE_FIXED_MB = 12
 # Copies of the trainable numbers alive at a training's peak, besides the optimizer's slots: the
 # weights, their gradients, the step's "before" read of each kernel (for the update/weight ratio)
 # and the snapshot's numpy copy.
 MODEL_COPIES = 4.0
 SLOTS = {"sgd": 0, "momentum": 1, "rmsprop": 2, "adam": 2}  # per-variable optimizer state
-ACTIVATION_FACTOR = 2.0  # backprop keeps each saved tensor and makes its gradient
+ACTIVATION_FACTOR = {"mlp": 1.0, "cnn": 1.0, "recurrent": 1.0}
 EVAL_FACTOR = 1.5
 DATA_COPIES = 2.0  # the images as numpy float32 and as a TensorFlow constant
+TRACE_FROM_STEPS = 100  # recurrent probes this long are traced, not run eagerly (gradviz.signal.probe)
+TRACING_MB = 25  # what tracing one of them costs
+EAGER_RECURRENT_FACTOR = 4.0  # run eagerly, a recurrent cell keeps every op's output of every step for the tape
+EAGER_NORM_FACTOR = 1.6  # and batch norm in training mode keeps its statistics' intermediates
 PROBE_MODEL_COPIES = 3.0  # probe: weights, gradients, the initializer's draw
 FAST_PROBE_COPIES = 2.0  # plain-MLP probe: the kept unit draw and the scaled kernel
 
@@ -55,14 +63,14 @@ class Layer:
 
 def _mlp(config: RunConfig) -> list[Layer]:
     width, norm = config.width, config.batch_norm
-    per_unit = 3 + (3 if norm else 0)  # pre-activation, activation, its slope; batch norm's x-hat, output, stats
+    per_unit = 2 + (2 if norm else 0)  # pre-activation and activation; batch norm's x-hat and output
     layers = []
     for i in range(1, config.depth + 1):
         fan_in = INPUT_PIXELS if i == 1 else width
         params = fan_in * width + (2 * width if norm else width)
         layers.append(Layer(hidden_name(i), params, per_unit * width, width))
     if config.residual:  # each block's sum is one more tensor of the layer's width
-        layers = [Layer(l.name, l.params, l.saved + width, l.shown) for l in layers]
+        layers = [Layer(layer.name, layer.params, layer.saved + width, layer.shown) for layer in layers]
     return layers
 
 
@@ -70,7 +78,7 @@ def _cnn(config: RunConfig) -> list[Layer]:
     """Stem (stride 2: 14x14), then `depth` blocks; the resolution halves and the filters double
     at the downsampling blocks (gradviz.architecture.downsample_blocks)."""
     norm, residual = config.batch_norm, config.residual
-    per_map = 3 + (3 if norm else 0)
+    per_map = 3 + (1 if norm else 0)  # measured: a conv's output, its activation and backprop's buffers
 
     def conv(name, size, c_in, c_out, side):
         params = size * size * c_in * c_out + (2 * c_out if norm else c_out)
@@ -83,7 +91,8 @@ def _cnn(config: RunConfig) -> list[Layer]:
         c_in = filters
         if k in down:
             filters, side = filters * 2, math.ceil(side / 2)
-        layers += [conv(f"block_{k:02d}_conv1", 3, c_in, filters, side), conv(f"block_{k:02d}_conv2", 3, filters, filters, side)]
+        layers += [conv(f"block_{k:02d}_conv1", 3, c_in, filters, side),
+                   conv(f"block_{k:02d}_conv2", 3, filters, filters, side)]
         if residual and k in down:
             layers.append(conv(f"block_{k:02d}_proj", 1, c_in, filters, side))
     return layers
@@ -117,6 +126,23 @@ def parameter_count(config: RunConfig) -> int:
     return sum(layer.params for layer in kernel_layers(config))
 
 
+def eval_floats_per_image(config: RunConfig, layers: list[Layer] | None = None) -> int:
+    """Floats one image takes in an evaluation call: every activation layer's output (kept as the
+    graph's outputs) and the largest layer's tensors; for a recurrent model its input sequence,
+    the zero state probe and the state at every step."""
+    layers = kernel_layers(config) if layers is None else layers
+    if config.architecture in RECURRENT:
+        return config.time_steps * (config.step_pixels + 3 * config.width)
+    return INPUT_PIXELS + sum(layer.shown for layer in layers) + max(layer.saved for layer in layers)
+
+
+def eval_batch(config: RunConfig) -> int:
+    """Images per evaluation call: EVAL_IMAGES, or fewer where they would take more than EVAL_BUDGET_MB
+    (a wide CNN's 1,000 images took ~700 MB), never fewer than EVAL_MIN_IMAGES."""
+    fitting = EVAL_BUDGET_MB * MB // (FLOAT * eval_floats_per_image(config))
+    return int(min(EVAL_IMAGES, max(EVAL_MIN_IMAGES, fitting)))
+
+
 @dataclass(frozen=True)
 class Estimate:
     """A peak-memory estimate in MB, with its named parts (what the page and the docs show)."""
@@ -138,31 +164,55 @@ def _mb(floats: float) -> float:
 
 
 def training(config: RunConfig, images: int | None = None) -> Estimate:
-    """Peak memory of training `config` on `images` training images (default: its train_size)."""
+    """Peak memory of training `config` on `images` training images (default: its train_size).
+
+    Args:
+        config: the run.
+        images: training images the data holds, if fewer than config.train_size.
+    Returns:
+        The estimate, its parts named: start-up, weights (with gradients, copies and optimizer
+        slots), the larger of one step's saved activations and one evaluation call's, the
+        activations kept for the snapshot's histograms, the images and the step record.
+    """
     layers = kernel_layers(config)
     params = sum(layer.params for layer in layers)
     images = config.train_size if images is None else min(images, config.train_size)
-    batch_floats = config.batch_size * (INPUT_PIXELS + sum(layer.saved for layer in layers))
-    eval_floats = EVAL_IMAGES * (INPUT_PIXELS + sum(layer.shown for layer in layers) + max(l.saved for l in layers))
+    family = config.architecture if config.architecture in ACTIVATION_FACTOR else "recurrent"
+    factor = ACTIVATION_FACTOR[family]
+    step = _mb(config.batch_size * (INPUT_PIXELS + sum(layer.saved for layer in layers)) * factor)
+    evaluation = _mb(eval_batch(config) * eval_floats_per_image(config, layers) * EVAL_FACTOR)
     row = 4 + 2 * len(layers) + config.time_steps
     return Estimate("training", {
-        "start-up": TRAIN_FIXED_MB,
-        "weights, gradients and copies": _mb(params * (MODEL_COPIES + SLOTS[config.optimizer])),
-        "activations": max(_mb(batch_floats * ACTIVATION_FACTOR), _mb(eval_floats * EVAL_FACTOR)),
-        "images": _mb((images + VAL_IMAGES) * INPUT_PIXELS * DATA_COPIES),
+        "start-up": TRAIN_FIXED_MB[family] + PER_KERNEL_MB[family] * len(layers),
+        "weights, gradients and optimizer": _mb(params * (MODEL_COPIES + SLOTS[config.optimizer])),
+        "activations": max(step, evaluation),
+        "kept activations": _mb(SNAPSHOT_IMAGES * sum(layer.shown for layer in layers)),
+        "images": _mb((images + VAL_SIZE) * INPUT_PIXELS * DATA_COPIES),
         "step record": STEP_LOG_ROWS * row * 8 / MB,
     })
 
 
 def probe(config: RunConfig) -> Estimate:
-    """Peak memory of the init-time probe of `config` (PROBE_IMAGES images, no optimizer)."""
+    """Peak memory of the init-time probe of `config` (PROBE_IMAGES images, no optimizer).
+
+    Args:
+        config: the untrained model.
+    Returns:
+        The estimate, its parts named: start-up, weights and gradients, activations.
+    """
     layers = kernel_layers(config)
     params = sum(layer.params for layer in layers)
     plain = config.architecture == "mlp" and not config.batch_norm and not config.residual
+    factor = ACTIVATION_FACTOR[config.architecture if config.architecture in ACTIVATION_FACTOR else "recurrent"]
+    traced = 0 < config.time_steps and config.time_steps >= TRACE_FROM_STEPS
+    if config.time_steps and not traced:
+        factor = EAGER_RECURRENT_FACTOR
+    elif config.architecture == "cnn" and config.batch_norm:
+        factor = EAGER_NORM_FACTOR
     return Estimate("probe", {
-        "start-up": PROBE_FIXED_MB,
+        "start-up": PROBE_FIXED_MB + (TRACING_MB if traced else 0),
         "weights and gradients": _mb(params * (FAST_PROBE_COPIES if plain else PROBE_MODEL_COPIES)),
-        "activations": _mb(PROBE_IMAGES * (INPUT_PIXELS + sum(layer.saved for layer in layers)) * ACTIVATION_FACTOR),
+        "activations": _mb(PROBE_IMAGES * (INPUT_PIXELS + sum(layer.saved for layer in layers)) * factor),
     })
 
 

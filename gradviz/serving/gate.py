@@ -135,13 +135,22 @@ class TrainingGate:
             return sum(1 for t in self._queue if not t.running and t.reclaim_until is None)
 
 
+WORK_HEADROOM = 1.25  # trainings and probes at once: up to 1.25 x the per-work cap (see MemoryGate)
+
+
+def work_capacity_mb() -> float:
+    """The memory for work running at once: one training at the cap leaves room for the init view's
+    small probes beside it, but two large pieces of work never run together."""
+    return WORK_HEADROOM * max_memory_mb()
+
+
 class MemoryGate:
     """At most `capacity_mb()` of estimated peak memory reserved at once; reservations are served
     first come first served, so a large one is never starved by a stream of small ones. A
     reservation larger than the whole capacity (checked against the cap before it gets here)
     waits until nothing else is reserved, then runs alone."""
 
-    def __init__(self, capacity_mb: Callable[[], float] = max_memory_mb, poll_seconds: float = 0.5):
+    def __init__(self, capacity_mb: Callable[[], float] = work_capacity_mb, poll_seconds: float = 0.5):
         self._capacity = capacity_mb
         self._cond = threading.Condition()
         self._waiting: list[object] = []

@@ -96,13 +96,16 @@ class MemoryLimit(Exception):
         self.config, self.what, self.estimate, self.cap_mb, self.closest = config, what, found, cap_mb, closest
         super().__init__(memory_message(self))
 
+    def __reduce__(self):  # pickled whole (a Dask worker's refusal reaches the server as itself)
+        return MemoryLimit, (self.config, self.what, self.estimate, self.cap_mb, self.closest)
+
 
 def memory_message(limit: MemoryLimit, markdown: bool = False) -> str:
     """One line: the estimate (and its largest parts), the cap, and the closest config that fits."""
     verb = "training this network" if limit.what == "training" else "measuring this network at initialization"
     bold = "**" if markdown else ""
     line = (f"{verb.capitalize()} needs about {bold}{limit.estimate.mb:,.0f} MB{bold} ({limit.estimate.describe()}); "
-            f"this server allows {limit.cap_mb:,} MB per training or probe ({MAX_MEMORY_ENV}).")
+            f"the cap here is {limit.cap_mb:,} MB per training or probe ({MAX_MEMORY_ENV}).")
     if limit.closest is not None:
         line += f" The closest config that fits: {describe_change(limit.config, limit.closest)}."
     return line

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import time
 
-import keras
 import numpy as np
 
 from gradviz.architecture import CLASSES, INPUT_PIXELS, mlp_kernel_names
 from gradviz.config import RunConfig
+from gradviz.serving.limits import check_memory
 from gradviz.serving.lru import BoundedLRU
 from gradviz.signal.probe import LayerSignals, SignalProbe, fast_path, kernel_stats, probe_from
 from gradviz.training.init_draws import initial_kernel
-from gradviz.training.tf_setup import tf
+from gradviz.training.tf_setup import keras, tf
 
 # Traced family graphs, counted against the process's cache budget (a guess from their size: a few
 # ops per layer and per network, like the training graphs of gradviz.serving.cost).
@@ -36,6 +36,7 @@ def measure_family(config: RunConfig, x: np.ndarray, y: np.ndarray, depths: list
     if not fast_path(config):
         raise ValueError("measure_family is for plain MLPs (no batch norm, no skips)")
     depths = sorted(set(depths))
+    check_memory(config.replace(depth=max(depths)), "probe")  # the deepest network's kernels are all held
     scaled = stds is not None and config.initializer == "random_normal"
     stds = sorted(set(stds)) if scaled else [config.init_std]
     x_t, y_t = tf.constant(x, tf.float32), tf.constant(y, tf.int32)

@@ -18,22 +18,22 @@ import math
 import time
 from dataclasses import dataclass, field
 
-import keras
 import numpy as np
 
 from gradviz.architecture import ACT_SUFFIX, CLASSES, INPUT_PIXELS, mlp_kernel_names
 from gradviz.config import RunConfig
 from gradviz.result import finite_or_none
+from gradviz.serving.cost import TRACE_FROM_STEPS
+from gradviz.serving.limits import check_memory
 from gradviz.serving.lru import BoundedLRU
 from gradviz.signal import theory
 from gradviz.training.init_draws import initial_kernel
 from gradviz.training.models import build_model, model_inputs, submodel, tracked_kernels
-from gradviz.training.tf_setup import tf
+from gradviz.training.tf_setup import keras, tf
 
 # Fields an initialization-time measurement does not read: how the model would be trained.
 TRAINING_FIELDS = ("optimizer", "learning_rate", "clipnorm", "global_clipnorm", "clipvalue", "batch_size", "epochs",
                    "train_size")
-TRACE_FROM_STEPS = 100  # recurrent models this long are traced, not run eagerly (see _keras_signals)
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,9 @@ def fast_path(config: RunConfig) -> bool:
 
 
 def measure(config: RunConfig, x: np.ndarray, y: np.ndarray, data: dict | None = None) -> SignalProbe:
-    """Measure the untrained `config` on images `x` (n, 28, 28) in [0, 1] and labels `y`."""
+    """Measure the untrained `config` on images `x` (n, 28, 28) in [0, 1] and labels `y`; raises
+    MemoryLimit, before anything is built, if the cost model puts it over GRADVIZ_MAX_MEMORY_MB."""
+    check_memory(config, "probe")
     started = time.perf_counter()
     x, y = tf.constant(x, tf.float32), tf.constant(y, tf.int32)
     signals = (_mlp_signals if fast_path(config) else _keras_signals)(config, x, y)

@@ -1,6 +1,7 @@
 """Sweep points -> Altair charts: a measure against x (one line per series, the theory dashed
 beside the measurement) and the phase diagram (log gradient ratio over sigma_w x depth, with the
-theory's chi = 1 line over it). Pure Altair, no Streamlit."""
+theory's chi = 1 line over it). Pure Altair, no Streamlit. A whole-number field's axis has
+whole-number ticks only (a depth of 2.5 does not exist)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from gradviz.config import RunConfig
+from gradviz.config import RULES, RunConfig
 
 # measure -> (measured key, theory key or None, axis title, log scale)
 MEASURES = {
@@ -45,7 +46,8 @@ def sweep_chart(points: list[dict], measure: str, x_field: str, height: int = 32
     diverged runs marked in red."""
     frame = points_frame(points, measure)
     _, _, title, log = MEASURES[measure]
-    x = alt.X("x:Q", title=x_field, scale=alt.Scale(type="log" if x_field in LOG_FIELDS else "linear"))
+    x = alt.X("x:Q", title=x_field, scale=alt.Scale(type="log" if x_field in LOG_FIELDS else "linear"),
+              axis=alt.Axis(tickMinStep=1, format="d") if RULES[x_field].kind == "int" else alt.Undefined)
     y = alt.Y("value:Q", title=title, scale=alt.Scale(type="log") if log else alt.Scale(domain=[0, 1]))
     color = alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom"))
     tooltip = ["series:N", "x:Q", "kind:N", alt.Tooltip("value:Q", format=".3g")]
@@ -96,7 +98,8 @@ def phase_chart(points: list[dict], base: RunConfig, x_field: str, y_field: str,
     bound = max(1.0, min(bound, 5.0))  # 1e-5 to 1e5: beyond, the colour saturates (the tooltip has the number)
     x_title = "σ_w = std · √width" if x_field == "init_std" else x_field
     x = alt.X("x0:Q", title=x_title, scale=alt.Scale(type="log" if x_field in LOG_FIELDS else "linear", nice=False))
-    y = alt.Y("y0:Q", title=y_field, scale=alt.Scale(nice=False))
+    y = alt.Y("y0:Q", title=y_field, scale=alt.Scale(nice=False),
+              axis=alt.Axis(tickMinStep=1, format="d") if RULES[y_field].kind == "int" else alt.Undefined)
     cells = alt.Chart(frame).mark_rect(cursor="pointer").encode(
         x=x, x2="x1:Q", y=y, y2="y1:Q", href="link:N",
         color=alt.Color("log10:Q", title="log10 ratio", scale=alt.Scale(scheme="redblue", reverse=True,

@@ -19,6 +19,7 @@ import numpy as np
 
 from gradviz.config import RULES, ConfigError, RunConfig, format_value, parse_value
 from gradviz.result import finite_or_none
+from gradviz.serving import limits
 
 X_FIELDS = ("depth", "init_std", "init_gain", "learning_rate", "width", "step_pixels")
 SERIES_FIELDS = ("activation", "initializer", "optimizer", "batch_norm", "residual")
@@ -123,12 +124,37 @@ class SweepSpec:
                                   f"{points[0][3].epochs} epoch(s) x {points[0][3].train_size:,} images)")
         return points
 
+    def check_memory(self, cap_mb: int | None = None) -> None:
+        """MemoryLimit naming the point with the largest estimate (its training, or at
+        initialization its probe) if it is over the cap; every point runs on its own, so the
+        largest is what the sweep needs at once."""
+        what = "training" if self.train else "probe"
+        worst = max((c for *_, c in self.points()), key=lambda c: limits.estimate(c, what).mb)
+        limits.check_memory(worst, what, cap_mb=cap_mb)
+
+    def within_memory(self, cap_mb: int | None = None) -> "SweepSpec | None":
+        """The same sweep without the axis values whose points are over the memory cap (None if
+        no point fits): what a page offers in one click."""
+        what = "training" if self.train else "probe"
+        cap = limits.max_memory_mb() if cap_mb is None else cap_mb
+        over = [p for p in self.points() if limits.estimate(p[3], what).mb > cap]
+        axes = [a for a in (self.x, self.series, self.y) if a is not None]
+        keep = {a.field: [v for v in a.values if not any(getattr(p[3], a.field) == v for p in over)] for a in axes}
+        best = max(axes, key=lambda a: len(keep[a.field]) / len(a.values))  # cut the one axis that loses least
+        values = tuple(keep[best.field])
+        if not values:
+            return None
+        cut = {"x": self.x, "series": self.series, "y": self.y}
+        for role, axis in cut.items():
+            if axis is best:
+                cut[role] = Axis(axis.field, values)
+        fitted = SweepSpec(self.base, cut["x"], cut["series"], cut["y"], self.train)
+        return fitted if all(limits.estimate(c, what).mb <= cap for *_, c in fitted.points()) else None
+
     def within_budget(self, max_examples: int) -> "SweepSpec":
         """The largest sweep over the same points that fits: fewer images (then epochs) per point."""
         per_point = max(max_examples // len(self.points()), RULES["train_size"].low)
-        from gradviz.serving.limits import within_budget
-
-        fitted = within_budget(self.base, per_point)
+        fitted = limits.within_budget(self.base, per_point)
         return SweepSpec(fitted, self.x, self.series, self.y, self.train)
 
     def to_strings(self) -> dict[str, str]:

@@ -10,15 +10,14 @@ import platform
 import statistics
 import time
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from gradviz.config import RunConfig
 from gradviz.data import Dataset
 from gradviz.training.models import build_model, tracked_kernels
 from gradviz.training.optim import keras_optimizer
 from gradviz.training.steps import available_cores, clear_step_graphs
+from gradviz.training.tf_setup import keras, tf
 from gradviz.training.train import train
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

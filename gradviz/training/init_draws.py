@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import math
 
-import keras
 import numpy as np
 
 from gradviz.config import RunConfig
 from gradviz.serving.lru import BoundedLRU
 from gradviz.training.models import make_initializer
-from gradviz.training.tf_setup import tf
+from gradviz.training.tf_setup import keras, tf
 
 
 class DrawCache(BoundedLRU[tf.Tensor]):

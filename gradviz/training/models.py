@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import math
 
-import keras
-import tensorflow as tf
-
 from gradviz.architecture import ACT_SUFFIX, CLASSES, downsample_blocks, hidden_name
 from gradviz.config import RECURRENT, RunConfig
+from gradviz.training.tf_setup import keras, tf
 
 # Layer naming contract (charts, diagnosis and tests rely on it):
 #   mlp: hidden_01 ... hidden_NN (Dense kernels), hidden_NN_bn, hidden_NN_act, hidden_NN_add, output

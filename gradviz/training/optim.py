@@ -7,10 +7,8 @@ here against Keras' own on the same gradients.
 
 from __future__ import annotations
 
-import keras
-import tensorflow as tf
-
 from gradviz.config import RunConfig
+from gradviz.training.tf_setup import keras, tf
 
 # Keras 3 defaults for the optimizers gradviz offers.
 MOMENTUM = 0.9

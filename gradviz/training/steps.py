@@ -8,11 +8,10 @@ import threading
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
-import keras
 import numpy as np
 
 from gradviz.config import RunConfig
-from gradviz.serving.cost import traced_graph_bytes
+from gradviz.serving.cost import eval_batch, traced_graph_bytes
 from gradviz.serving.lru import BoundedLRU
 from gradviz.training.models import (
     activation_layers,
@@ -21,9 +20,8 @@ from gradviz.training.models import (
     tracked_kernels,
 )
 from gradviz.training.optim import apply_update, optimizer_state
-from gradviz.training.tf_setup import tf
+from gradviz.training.tf_setup import keras, tf
 
-EVAL_BATCH = 1000  # validation images per evaluation call
 MIN_TOWER_ROWS, TOWER_WIDTHS = 64, (128, 256)  # where splitting a batch in two paid (see tower_sizes)
 # Fields whose value reaches the graphs only as an argument (learning rate, clip threshold) or
 # as the variables' starting values (seed, initializer): runs that differ only in these share
@@ -302,6 +300,7 @@ class CompiledSteps:
                               [v.value for v in model.non_trainable_variables],
                               *optimizer_state(config, model.trainable_variables), hyperparameters(config))
         self.x, self.y = tf.constant(x), tf.constant(y)
+        self.eval_batch = eval_batch(config)
 
     def chunk(self, perm: tf.Tensor, s0: tf.Tensor, s1: tf.Tensor) -> tf.Tensor:
         """Steps [s0, s1) of the epoch order `perm`: one StepRecord row per step (see StepGraphs)."""
@@ -312,17 +311,21 @@ class CompiledSteps:
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, keep: int = 0) -> tuple[float, float, list[np.ndarray]]:
         """Mean loss and accuracy over (x, y), forward only, in inference mode, and each hidden
-        activation layer's output for the first `keep` (<= EVAL_BATCH) examples."""
+        activation layer's output for the first `keep` examples. Batches of `eval_batch` images:
+        fewer for models whose activations per image are large (gradviz.serving.cost.eval_batch)."""
         total_loss = total_correct = 0.0
-        kept: list[np.ndarray] = []
-        for start in range(0, len(y), EVAL_BATCH):
+        kept: list[list[np.ndarray]] = []
+        batch = self.eval_batch
+        for start in range(0, len(y), batch):
             loss, correct, acts = self.graphs.evaluate_batch(
-                tf.constant(x[start:start + EVAL_BATCH]), tf.constant(y[start:start + EVAL_BATCH]),
-                tf.constant(keep if start == 0 else 0), self.state)
+                tf.constant(x[start:start + batch]), tf.constant(y[start:start + batch]),
+                tf.constant(max(0, min(batch, keep - start))), self.state)
             total_loss += float(loss)
             total_correct += float(correct)
-            kept = kept or [np.asarray(a) for a in acts]
-        return total_loss / len(y), total_correct / len(y), kept
+            if start < keep:
+                kept.append([np.asarray(a) for a in acts])
+        joined = [np.concatenate(parts) for parts in zip(*kept)] if kept else []
+        return total_loss / len(y), total_correct / len(y), joined
 
 
 def graph_key(config: RunConfig) -> tuple:

@@ -7,12 +7,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-import keras
 import numpy as np
 
 from gradviz.config import RunConfig
 from gradviz.data import Dataset
 from gradviz.result import Progress, RunResult
+from gradviz.serving.cost import SNAPSHOT_IMAGES
+from gradviz.serving.limits import check_memory
 from gradviz.training.models import (
     build_model,
     kernel_layers,
@@ -20,101 +21,26 @@ from gradviz.training.models import (
     submodel,
     tracked_kernels,
 )
+from gradviz.training.snapshots import Snapshots
 from gradviz.training.steplog import DEFAULT_CAPACITY, StepLog
 from gradviz.training.steps import CompiledSteps, StepRecord
-from gradviz.training.tf_setup import tf
+from gradviz.training.tf_setup import keras, tf
 
-WEIGHT_BINS = 60
-ACT_BINS = 40
-PROBE_SIZE = 512  # fixed validation images whose activations are summarised each epoch
 TRAIN_EVAL_SIZE = 1000  # train subset scored at step 0, before there is an epoch mean (one eval batch)
 CHUNK_SECONDS = 0.4  # aim for a progress callback this often, so a UI can stream
 MIN_CHUNK, MAX_CHUNK = 4, 512
 FIRST_CHUNK = 8  # small, so the first numbers appear soon after tracing
-# Activation histograms use fixed ranges so runs can be compared; values outside land in the edge bins.
-ACT_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0), "relu": (0.0, 4.0)}
-DEFAULT_ACT_RANGE = (-4.0, 4.0)
-SATURATION = {"sigmoid": 0.02, "tanh": 0.02}  # within this of the asymptote: derivative ~< 0.04
 STEP_LOG_CAPACITY = DEFAULT_CAPACITY  # rows kept per run, however long it trains
 
 
 def validate(compiled: CompiledSteps, data: Dataset) -> tuple[float, float, list[np.ndarray]]:
-    """Validation loss and accuracy, with the probe batch's activations."""
-    return compiled.evaluate(data.x_val, data.y_val, keep=PROBE_SIZE)
+    """Validation loss and accuracy, with the snapshot images' activations."""
+    return compiled.evaluate(data.x_val, data.y_val, keep=SNAPSHOT_IMAGES)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> tf.Tensor:
     # Stateless: the shuffle depends only on (seed, epoch), never on what else the process did.
     return tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int32), seed=[seed, epoch])
-
-
-class Probe:
-    """Per-layer weight histograms and activation statistics, taken at each snapshot."""
-
-    def __init__(self, model: keras.Model, config: RunConfig, act_names: list[str]):
-        self.activation = config.activation
-        self.kernels = [kernel for _, kernel in tracked_kernels(model)]
-        self.act_names = act_names  # none for recurrent models: their state is probed per step
-        initial = self.weights_now()
-        self.weight_edges = np.stack([_weight_edges(k) for k in initial])
-        # The seed article's view: every Dense/Conv kernel pooled into one histogram.
-        self.pooled_edges = _weight_edges(np.concatenate([k.reshape(-1) for k in initial]))
-        low, high = ACT_RANGES.get(config.activation, DEFAULT_ACT_RANGE)
-        self.act_edges = np.tile(np.linspace(low, high, ACT_BINS + 1), (len(act_names), 1))
-
-    def weights_now(self) -> list[np.ndarray]:
-        """Copies of the kernels as they are now (the next step changes the variables)."""
-        return [np.array(k) for k in self.kernels]
-
-    def summarise(self, weights: list[np.ndarray], outputs: list[np.ndarray]) -> dict[str, np.ndarray]:
-        """A snapshot's histograms and statistics, from copies: safe on another thread."""
-        weight_hist, pooled_hist = self.weight_hist(weights)
-        act_hist, act_stats = self.activations(outputs)
-        return {"weight_hist": weight_hist, "pooled_hist": pooled_hist, "act_hist": act_hist, "act_stats": act_stats}
-
-    def weight_hist(self, values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """([L, WB] per-layer counts, [WB] counts of all kernels pooled)."""
-        per_layer = np.stack([_clipped_hist(v, edges) for v, edges in zip(values, self.weight_edges)])
-        return per_layer, sum(_clipped_hist(v, self.pooled_edges) for v in values)
-
-    def activations(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """([A, AB] histogram counts, [A, 4] mean/std/dead/saturated) of the probe batch's outputs."""
-        if not outputs:
-            return np.zeros((0, ACT_BINS), dtype=np.int64), np.zeros((0, 4))
-        hists = [_clipped_hist(values, edges) for values, edges in zip(outputs, self.act_edges)]
-        return np.stack(hists), np.stack([activation_stats(values, self.activation) for values in outputs])
-
-
-def activation_stats(values: np.ndarray, activation: str) -> np.ndarray:
-    """mean, std, dead fraction (relu: units zero for every probe input), saturated fraction."""
-    finite = values[np.isfinite(values)]
-    mean = float(finite.mean(dtype=np.float64)) if finite.size else math.nan
-    std = float(finite.std(dtype=np.float64)) if finite.size else math.nan
-    dead = saturated = math.nan
-    if activation == "relu":
-        per_unit = values.reshape(-1, values.shape[-1])  # conv: a unit is a channel
-        dead = float(np.mean(np.all(per_unit <= 0, axis=0)))
-    margin = SATURATION.get(activation)
-    if margin is not None:
-        low, high = ACT_RANGES[activation]
-        saturated = float(np.mean((values < low + margin) | (values > high - margin)))
-    return np.array([mean, std, dead, saturated])
-
-
-def _weight_edges(kernel: np.ndarray) -> np.ndarray:
-    """Symmetric bins at 1.5x the initial largest weight (zeros init: +-0.05)."""
-    limit = 1.5 * float(np.max(np.abs(kernel))) or 0.05
-    return np.linspace(-limit, limit, WEIGHT_BINS + 1)
-
-
-def _clipped_hist(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts on fixed, evenly spaced edges; out-of-range values (and +-Inf) go to the edge bins,
-    NaN is dropped. Binning by arithmetic + bincount is ~5x faster than np.histogram here."""
-    values = np.asarray(values, dtype=np.float32).reshape(-1)
-    values = values[~np.isnan(values)]
-    bins = len(edges) - 1
-    index = np.floor((values - edges[0]) * (bins / (edges[-1] - edges[0])))
-    return np.bincount(np.clip(index, 0, bins - 1).astype(np.intp), minlength=bins)
 
 
 def _locate_divergence(model: keras.Model, xb: np.ndarray, bad_norms: np.ndarray) -> tuple[str, str]:
@@ -137,12 +63,12 @@ def _locate_divergence(model: keras.Model, xb: np.ndarray, bad_norms: np.ndarray
 class _Recorder:
     """Collects step rows and snapshots and assembles RunResults (partial or final)."""
 
-    def __init__(self, config, dataset, layers, probe: Probe, steps_per_epoch, started):
-        self.config, self.dataset, self.layers, self.probe = config, dataset, layers, probe
+    def __init__(self, config, dataset, layers, snapshots: Snapshots, steps_per_epoch, started):
+        self.config, self.dataset, self.layers, self.snapshots = config, dataset, layers, snapshots
         self.steps_per_epoch, self.started = steps_per_epoch, started
         self.record = StepRecord(len(layers), config.time_steps)
         self.log = StepLog(self.record.width, STEP_LOG_CAPACITY)
-        self.snapshots: list[dict] = []
+        self.taken: list[dict] = []  # one per snapshot, its summary computed on the pool
         self.steps_done = 0
         # Histograms and activation statistics are numpy work on copies: a second thread does them
         # while this one goes on training (~25 ms less per 3-epoch 10x256 run), and it computes the
@@ -154,9 +80,9 @@ class _Recorder:
         self.steps_done += len(rows)
 
     def snapshot(self, train_loss: float, train_accuracy: float, val: tuple[float, float, list]) -> None:
-        """`val`: (loss, accuracy, probe activations) from CompiledSteps.evaluate on the validation set."""
-        summary = self.pool.submit(self.probe.summarise, self.probe.weights_now(), val[2])
-        self.snapshots.append({
+        """`val`: (loss, accuracy, snapshot activations) from CompiledSteps.evaluate on the validation set."""
+        summary = self.pool.submit(self.snapshots.summarise, self.snapshots.weights_now(), val[2])
+        self.taken.append({
             "epoch": self.steps_done / self.steps_per_epoch, "epoch_step": self.steps_done,
             "train_loss": train_loss, "train_accuracy": train_accuracy,
             "val_loss": val[0], "val_accuracy": val[1], "summary": summary,
@@ -169,18 +95,19 @@ class _Recorder:
         steps, rows = self.log.arrays()
         n_layers, r = len(self.layers), self.record
         batch = self.config.batch_size
-        snaps = [{**{k: v for k, v in s.items() if k != "summary"}, **s["summary"].result()} for s in self.snapshots]
+        snaps = [{**{k: v for k, v in s.items() if k != "summary"}, **s["summary"].result()} for s in self.taken]
         snap = {key: np.array([r[key] for r in snaps]) for key in snaps[0]}
         return RunResult(
             config=self.config, data=self.dataset.info(), layers=self.layers,
-            act_layers=self.probe.act_names, steps_per_epoch=self.steps_per_epoch,
+            act_layers=self.snapshots.act_names, steps_per_epoch=self.steps_per_epoch,
             total_steps=self.steps_per_epoch * self.config.epochs,
             step=steps, loss=rows[:, r.LOSS], accuracy=rows[:, r.CORRECT] / batch,
             global_norm_pre=rows[:, r.NORM_PRE], global_norm_post=rows[:, r.NORM_POST],
             grad_norm=rows[:, r.grad_norms].reshape(-1, n_layers),
             update_ratio=rows[:, r.update_ratios].reshape(-1, n_layers),
             time_grad=rows[:, r.time_grads],
-            weight_edges=self.probe.weight_edges, pooled_edges=self.probe.pooled_edges, act_edges=self.probe.act_edges,
+            weight_edges=self.snapshots.weight_edges, pooled_edges=self.snapshots.pooled_edges,
+            act_edges=self.snapshots.act_edges,
             step_stride=self.log.stride, steps_done=self.steps_done,
             seconds=time.perf_counter() - self.started, **snap, **extra,
         )
@@ -202,13 +129,25 @@ def train(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> RunResult:
-    """Train `config` on `data`, recording every step's gradient norms; never raises on NaN."""
+    """Train `config` on `data`, recording every step's gradient norms; never raises on NaN.
+
+    Args:
+        config: the run.
+        data: its images (gradviz.data.load_dataset, or any Dataset).
+        on_progress: called between compiled chunks with the run so far.
+        should_stop: asked between chunks; True ends the run there (`stopped` is set).
+    Returns:
+        The RunResult: every step's gradient norms, the snapshots, where it diverged if it did.
+    Raises:
+        MemoryLimit: the cost model puts its peak memory over GRADVIZ_MAX_MEMORY_MB (nothing is built).
+    """
+    check_memory(config, "training", images=len(data.y_train))
     started = time.perf_counter()
     model = build_model(config)
     steps_per_epoch = len(data.y_train) // config.batch_size  # whole batches only: every step sees batch_size examples
     compiled = CompiledSteps(model, config, data.x_train, data.y_train)
-    probe = Probe(model, config, compiled.act_names)
-    rec = _Recorder(config, data, [name for name, _ in tracked_kernels(model)], probe, steps_per_epoch, started)
+    snapshots = Snapshots([k for _, k in tracked_kernels(model)], config.activation, compiled.act_names)
+    rec = _Recorder(config, data, [name for name, _ in tracked_kernels(model)], snapshots, steps_per_epoch, started)
     try:
         _first_snapshot_while_tracing(compiled, rec, data)
         return _train_epochs(config, data, model, compiled, rec, on_progress, should_stop)

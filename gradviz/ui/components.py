@@ -10,6 +10,7 @@ from gradviz.diagnosis.diagnose import Finding, diagnose
 from gradviz.presets import PRESETS
 from gradviz.result import RunResult
 from gradviz.ui.export import export_panel
+from gradviz.ui.init_view import cached_probe
 from gradviz.ui.session import apply_fix
 from gradviz.ui.text import SEVERITY_ICON, finding_line
 from gradviz.urlstate import AppState
@@ -23,23 +24,29 @@ def chart(figure, present: bool = False) -> None:
     st.altair_chart(charts.styled(figure, present), width="stretch")
 
 
-def findings_panel(findings: list[Finding], key_prefix: str = "fix") -> None:
-    """Every finding in a coloured box, with an Apply-fix button where a single change fixes it."""
+STALE_FIX = ("This fix was found for the run shown, which was trained with other settings than the "
+             "controls show now: press Run to diagnose these settings.")
+
+
+def findings_panel(findings: list[Finding], key_prefix: str = "fix", stale: bool = False) -> None:
+    """Every finding in a coloured box, with an Apply-fix button where a single change fixes it
+    (disabled when the run shown is not the controls' settings: `stale`)."""
     st.subheader("Diagnosis")
     for i, finding in enumerate(findings):
-        finding_box(finding, key=f"{key_prefix}_{i}")
+        finding_box(finding, key=f"{key_prefix}_{i}", stale=stale)
 
 
-def finding_box(finding: Finding, key: str, text: str | None = None, primary: bool = False) -> None:
+def finding_box(finding: Finding, key: str, text: str | None = None, primary: bool = False,
+                stale: bool = False) -> None:
     """One finding in its severity's colour (`text` in place of its message), and its Apply-fix
-    button if it has a fix (primary for a critical finding, or when asked)."""
+    button if it has a fix (primary for a critical finding, or when asked; disabled if `stale`)."""
     BOXES[finding.severity](f"**{finding.kind.replace('_', ' ')}** - {text or finding.message}",
                             icon=SEVERITY_ICON[finding.severity])
     if finding.fix:
         change = ", ".join(f"{k}={format_value(v)}" for k, v in finding.fix.items())
         st.button(f"Apply fix: {change}", key=key, on_click=apply_fix, args=(finding.fix,),
                   type="primary" if primary or finding.severity == "critical" else "secondary",
-                  icon=":material/build:")
+                  icon=":material/build:", disabled=stale, help=STALE_FIX if stale else None)
 
 
 def findings_columns(runs: dict[str, RunResult], top_only: bool = False) -> None:
@@ -91,8 +98,9 @@ def detail_tabs(result: RunResult, state: AppState, probe=None) -> None:
         with left:
             chart(charts.grad_lines_chart(result))
         with right:
-            at_init = probe.grad_norm if probe is not None and probe.config == result.config else None
-            chart(charts.depth_profile_chart(result, at_init=at_init))
+            if probe is None or probe.config != result.config:  # the run shown is not the controls' settings
+                probe = cached_probe(result.config)
+            chart(charts.depth_profile_chart(result, at_init=probe.grad_norm if probe is not None else None))
     with weights:
         chosen = st.multiselect("Layers", result.layers, default=charts.spread(result.layers), key="weight_layers")
         chart(charts.weight_hist_chart(result, chosen or None))

@@ -22,15 +22,15 @@ def export_panel(result: RunResult, state: AppState) -> None:
     stem = state.preset or f"gradviz-{state.config.cache_key()}"
     a, b, c = st.columns(3)
     a.download_button("Steps as CSV", data=lambda: result.steps_frame().to_csv(index=False), file_name=f"{stem}-steps.csv",
-                      mime="text/csv", icon=":material/table:")
+                      mime="text/csv", icon=":material/table:", on_click="ignore")
     b.download_button("Run as JSON", data=lambda: run_json(result), file_name=f"{stem}.json", mime="application/json",
-                      icon=":material/data_object:")
+                      icon=":material/data_object:", on_click="ignore")
     with c:
         name = st.selectbox("Chart", list(charts.ALL_CHARTS), key="export_chart")
         fmt = st.radio("Format", ("png", "svg"), horizontal=True, key="export_format")
         st.download_button(f"Download {name}.{fmt}", data=lambda: chart_file(result, name, fmt),
                            file_name=f"{stem}-{name}.{fmt}", mime="image/png" if fmt == "png" else "image/svg+xml",
-                           icon=":material/image:")
+                           icon=":material/image:", on_click="ignore")
     st.markdown("**Keras code** for this model and optimizer")
     st.code(keras_snippet(state.config), language="python")
 

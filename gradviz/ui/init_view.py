@@ -4,15 +4,22 @@ before any training: the theory at once (numpy), the measurement as soon as Tens
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import streamlit as st
 
 from gradviz.config import RunConfig
 from gradviz.data import PROBE_IMAGES, DataUnavailable, probe_batch
+from gradviz.serving import cost
+from gradviz.serving.limits import MemoryLimit
+from gradviz.serving.results import COORDINATOR
 from gradviz.signal import theory
 from gradviz.signal.charts import signal_charts
 from gradviz.ui import warmup
+from gradviz.ui.limits import failure_message, memory_refusal, show_memory_refusal
 
+LOG = logging.getLogger("gradviz")
 LIMITS = ("Where the theory stops: it describes infinitely wide layers (at width {width}, expect deviations of "
           "order 1/√{width}), one example's gradient (a batch's averaged gradient can sit below it), and the "
           "random start only (training moves the weights away from it).")
@@ -31,16 +38,18 @@ def init_view(config: RunConfig):
                                            "2017). See the Guide.")
     law, left, right = st.empty(), *st.columns(2)
     forward, backward = left.empty(), right.empty()
-    probe = _cached(config)
+    probe = cached_probe(config)
     if probe is None:  # theory first, while the measurement (and maybe TensorFlow's import) runs
         _draw(forward, backward, config, None, second_moment)
-        law.markdown(f"{theory.law(config, theory.predict(config, second_moment))} *Measuring ...*")
-        # TensorFlow's import starts only now: on a thread beside the page's it took the interpreter
-        # from the page's own work and the first chart came after it (5.5 s instead of ~1.5 s).
-        warmup.wait()
-        from gradviz.signal.probe import probe as measure
-
-        probe = measure(config)
+        predicted = theory.law(config, theory.predict(config, second_moment))
+        law.markdown(predicted)
+        if not _fits(config):
+            return None
+        law.markdown(f"{predicted} *Measuring ...*")
+        probe = _measure(config, lambda held: law.markdown(
+            f"{predicted} *Waiting for memory: {held:,.0f} MB of this server's work memory are in use ...*"))
+        if probe is None:
+            return None
     _draw(forward, backward, config, probe, second_moment)
     law.markdown(probe.law)
     limits = "" if theory.not_covered(config) else LIMITS.format(width=config.width) + " "
@@ -48,7 +57,40 @@ def init_view(config: RunConfig):
     return probe
 
 
-def _cached(config: RunConfig):
+def _fits(config: RunConfig) -> bool:
+    """The probe fits the memory cap. If not, the training does not either and the run's own
+    message (with its closest config) says so below; it is said here only when training would fit."""
+    refusal = memory_refusal(config, "probe")
+    if refusal is None:
+        return True
+    if memory_refusal(config, "training") is None:
+        show_memory_refusal(refusal, offer=True)
+    else:
+        st.caption("Not measured: this network is over the server's memory cap (see below). The theory's "
+                   "prediction needs no memory and is drawn above.")
+    return False
+
+
+def _measure(config: RunConfig, on_wait):
+    """The probe, measured within the server's memory for work (gradviz.serving.gate.MemoryGate);
+    None, with a message, if it could not be (the server goes on serving)."""
+    # TensorFlow's import starts only now: on a thread beside the page's it took the interpreter
+    # from the page's own work and the first chart came after it (5.5 s instead of ~1.5 s).
+    warmup.wait()
+    from gradviz.signal.probe import probe
+
+    try:
+        with COORDINATOR.memory.reserve(cost.probe(config).mb, on_wait=on_wait):
+            return probe(config)
+    except MemoryLimit as limit:  # the cap was lowered since the check
+        show_memory_refusal(limit, offer=True)
+    except Exception as error:  # noqa: BLE001 - the last line of defence: a message, never a traceback
+        LOG.exception("init-time probe failed for %s", config)
+        st.error(failure_message("Measuring this network", error), icon=":material/error:")
+    return None
+
+
+def cached_probe(config: RunConfig):
     """The probe if this process measured it already (asked only once TensorFlow is loaded)."""
     if not warmup.ready():
         return None

@@ -11,16 +11,17 @@ import streamlit as st
 from streamlit import runtime
 
 from gradviz import charts
-from gradviz.config import RunConfig, format_value
+from gradviz.config import RunConfig
 from gradviz.data import DataUnavailable, load_dataset, load_files
 from gradviz.result import RunResult
-from gradviz.serving import cluster
-from gradviz.serving.gate import QueueFull, Superseded
-from gradviz.serving.limits import max_examples, over_budget, within_budget
+from gradviz.serving import cluster, cost
+from gradviz.serving.gate import QueueFull, Superseded, work_capacity_mb
+from gradviz.serving.limits import MemoryLimit
 from gradviz.serving.malloc import limit_malloc_arenas, release_free_memory
-from gradviz.serving.results import COORDINATOR, nearest
+from gradviz.serving.results import COORDINATOR
 from gradviz.serving.store import ResultStore
-from gradviz.ui.session import apply_fix, session_id, show_config
+from gradviz.ui.limits import examples_ok, failure_message, memory_ok, server_busy, show_memory_refusal
+from gradviz.ui.session import first_time_this_run, session_id
 from gradviz.ui.text import literal, literal_lines
 
 LOG = logging.getLogger("gradviz")
@@ -31,12 +32,23 @@ LIVE_REFRESH_SECONDS = 0.8  # re-draw the growing charts at most this often whil
 
 
 def read_data(load):
-    """load(), or None after saying on the page what to do about missing MNIST."""
+    """load(), or None after saying on the page what to do about missing MNIST (once per page,
+    however many runs the page asks for)."""
     try:
         return load()
     except DataUnavailable as error:
-        st.error(literal_lines(error), icon=":material/database:")
+        if first_time_this_run("data_missing"):
+            st.error(literal_lines(error), icon=":material/database:")
         return None
+
+
+def data_ready() -> bool:
+    """MNIST can be read here (no message: read_data says it where a run needs the data)."""
+    try:
+        load_files()
+        return True
+    except DataUnavailable:
+        return False
 
 
 def _load_data(config: RunConfig):
@@ -57,6 +69,11 @@ class LiveView:
 
     def waiting(self, ahead: int) -> None:
         self.status.info(f"Queued: {ahead} training(s) ahead of you on this server. Yours starts next.",
+                         icon=":material/hourglass_top:")
+
+    def waiting_for_memory(self, held_mb: float) -> None:
+        self.status.info(f"Waiting for memory: {held_mb:,.0f} MB of this server's {work_capacity_mb():,.0f} MB for "
+                         "trainings and probes are in use. Yours starts when they are done.",
                          icon=":material/hourglass_top:")
 
     def update(self, progress) -> None:
@@ -97,21 +114,6 @@ def _session_ended():
     return lambda: not server.is_active_session(owner)
 
 
-def _budget_check(config: RunConfig, fix_button: bool) -> bool:
-    """True if `config` may train here; otherwise says why (and offers the nearest allowed run)."""
-    limit = max_examples()
-    message = over_budget(config, limit)
-    if message is None:
-        return True
-    st.warning(message, icon=":material/speed:")
-    if fix_button:
-        allowed = within_budget(config, limit)
-        st.button(f"Train {allowed.epochs} epoch(s) × {allowed.train_size:,} images instead",
-                  on_click=apply_fix, args=({"epochs": allowed.epochs, "train_size": allowed.train_size},),
-                  icon=":material/speed:")
-    return False
-
-
 def stored_result(config: RunConfig) -> RunResult | None:
     """The run from the process cache, or a precomputed one from the store (checked against
     today's data, then cached); None if neither has it."""
@@ -134,8 +136,10 @@ def obtain_result(config: RunConfig, run_requested: bool, present: bool, fix_but
     result = stored_result(config)
     if result is not None:
         return result
-    # The budget is checked before Run is pressed too, so an over-budget config says so at once.
-    if not _budget_check(config, fix_button) or not run_requested or not _data_available():
+    # The limits are checked before Run is pressed too, so a config over them says so at once.
+    if not examples_ok(config, fix_button) or not memory_ok(config, "training", fix_button):
+        return None
+    if not run_requested or not _data_available():
         return None
     live = LiveView(present)
     if cluster.address() is not None and cluster.client() is not None:  # the cluster queues and trains
@@ -154,7 +158,7 @@ def obtain_result(config: RunConfig, run_requested: bool, present: bool, fix_but
             result = _train_in_turn(config, live)
     except QueueFull as full:
         live.clear()
-        _server_busy(config, full, fix_button)
+        server_busy(config, full, fix_button)
         return None
     except Superseded:  # this session asked for another run meanwhile; that one has our place
         return None
@@ -171,25 +175,12 @@ def _train_in_turn(config: RunConfig, live: LiveView) -> RunResult | None:
         if dataset is None:
             return None
         live.status.info(f"Training on {literal(dataset.description)}", icon=":material/model_training:")
-        result = _train_for_session(config, dataset, live)
+        needs = cost.training(config, len(dataset.y_train)).mb  # at most the cap: checked before the queue
+        with COORDINATOR.memory.reserve(needs, on_wait=live.waiting_for_memory):
+            result = _train_for_session(config, dataset, live)
         if result is not None:
             COORDINATOR.cache.put(key, result)
     return result
-
-
-def _server_busy(config: RunConfig, full: QueueFull, offer_button: bool) -> None:
-    """Turned away at the queue's cap: say so, and offer the closest run the server already has."""
-    LOG.info("turned a training away: %s", full)
-    st.warning(f"This server is busy: {full.waiting} trainings are waiting and it queues at most {full.cap}. "
-               "Try again in a minute.", icon=":material/groups:")
-    candidates = COORDINATOR.cache.configs() + ResultStore().configs()
-    closest = nearest(config, candidates)
-    if closest is None or not offer_button:
-        return
-    mine, theirs = config.to_strings(), closest.to_strings()
-    changes = ", ".join(f"{f}={format_value(getattr(closest, f))}" for f in mine if mine[f] != theirs[f])
-    st.button(f"Show the closest run it has ({changes or 'the same settings'})", on_click=show_config,
-              args=(closest,), icon=":material/history:", key="busy_nearest")
 
 
 def _data_available() -> bool:
@@ -216,12 +207,16 @@ def _train_for_session(config: RunConfig, dataset, live: LiveView) -> RunResult 
             return None
         outcome = "finished"
         return result
+    except MemoryLimit as limit:  # a cluster worker with a lower cap than this server's
+        outcome = "refused (memory)"
+        live.clear()
+        show_memory_refusal(limit, offer=False)
+        return None
     except Exception as error:  # noqa: BLE001 - a page shows a message, never a traceback
         outcome = f"failed ({type(error).__name__})"
         LOG.exception("training failed for %s", config)
         live.clear()
-        st.error(f"Training failed ({type(error).__name__}: {literal(error)}). Nothing was cached; "
-                 "a smaller model or fewer training images may fit.", icon=":material/error:")
+        st.error(failure_message("Training", error), icon=":material/error:")
         return None
     finally:
         steps = result.steps_done if result is not None else live.steps

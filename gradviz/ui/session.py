@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -99,8 +100,23 @@ def session_id() -> str | None:
     return ctx.session_id if ctx is not None else None
 
 
+_this_run = threading.local()  # a page's script run happens on one thread: what it has shown so far
+
+
+def first_time_this_run(what: str) -> bool:
+    """True the first time `what` is asked about in this page's run (a message shown once per page,
+    however many runs on it would show it)."""
+    shown = getattr(_this_run, "shown", set())
+    _this_run.shown = shown
+    if what in shown:
+        return False
+    shown.add(what)
+    return True
+
+
 def page_config(title: str) -> None:
     """First Streamlit call of every page; presentation links start with the sidebar tucked away."""
+    _this_run.shown = set()
     present = st.query_params.get("present", "").strip().lower() in TRUE_WORDS
     st.set_page_config(page_title=f"gradviz - {title}", page_icon=PAGE_ICON, layout="wide",
                        initial_sidebar_state="collapsed" if present else "expanded")

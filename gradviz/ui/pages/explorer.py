@@ -11,8 +11,9 @@ from gradviz.serving.results import COORDINATOR
 from gradviz.ui.components import detail_tabs, findings_panel, headline, main_charts
 from gradviz.ui.controls import sidebar_controls
 from gradviz.ui.init_view import init_view
+from gradviz.ui.limits import memory_refusal
 from gradviz.ui.present import PRESENTATION_CSS, TALK_KEY, stage, talk_names
-from gradviz.ui.runner import obtain_result
+from gradviz.ui.runner import data_ready, obtain_result
 from gradviz.ui.session import init_session, page_config, sync_url
 from gradviz.ui.text import literal, notes
 
@@ -41,7 +42,8 @@ def explorer_page() -> None:
         return
     headline(result, findings, state.preset)
     main_charts(result)
-    findings_panel(findings)
+    # A run shown under changed settings keeps its findings, but its fixes were for its own settings.
+    findings_panel(findings, stale=result.config != state.config)
     where = result.meta.get("where", "in-process")
     st.caption(f"Data: {literal(result.data['description'])}. Trained {result.steps_done:,} steps in "
                f"{result.seconds:.1f} s" + ("." if where == "in-process" else f" on the cluster's worker {literal(where)}."))
@@ -56,7 +58,10 @@ def _result(state, run_clicked: bool):
         st.session_state.shown_key = state.config.cache_key()
         return result
     result = COORDINATOR.cache.get(st.session_state.get("shown_key", ""))
-    if over_budget(state.config, max_examples()) is None:  # otherwise obtain_result said why
+    # Only when nothing else explains why there is no run (missing data, a limit: those said so).
+    if not run_requested and data_ready() and over_budget(state.config, max_examples()) is None \
+            and memory_refusal(state.config) is None:
         st.info("Settings changed: press **Run** in the sidebar to train this configuration (a few seconds"
-                + (" on a laptop). Below: the previous run." if result else ")."), icon=":material/play_arrow:")
+                + (" on a laptop). Below: the previous run, with its own settings." if result else ")."),
+                icon=":material/play_arrow:")
     return result

@@ -7,8 +7,10 @@ import pandas as pd
 import streamlit as st
 
 from gradviz.config import ConfigError, RunConfig
-from gradviz.data import PROBE_IMAGES, DataUnavailable, probe_batch
-from gradviz.serving.limits import max_examples
+from gradviz.data import PROBE_IMAGES, probe_batch
+from gradviz.serving import cost
+from gradviz.serving.limits import MemoryLimit, closest_fitting, describe_change, estimate, max_examples, memory_message
+from gradviz.serving.results import COORDINATOR
 from gradviz.signal import theory
 from gradviz.sweeps import charts as sweep_charts
 from gradviz.sweeps.grid import (
@@ -24,14 +26,15 @@ from gradviz.ui import warmup
 from gradviz.ui.components import chart
 from gradviz.ui.controls import sidebar_controls
 from gradviz.ui.export import figure_file
-from gradviz.ui.runner import obtain_result, stored_result
+from gradviz.ui.limits import failure_message
+from gradviz.ui.runner import obtain_result, read_data, stored_result
 from gradviz.ui.session import (
     init_session,
     load_config_into_widgets,
     page_config,
     sync_url,
 )
-from gradviz.ui.text import literal, notes
+from gradviz.ui.text import notes
 
 SWEEP_KEYS = ("x", "series", "y", "mode", "sweep")
 NONE = "(none)"
@@ -98,7 +101,7 @@ def sweep_page() -> None:
         query["sweep"] = named.name
     sync_url(state, query)
     st.session_state.sweep_synced = dict(query)
-    if spec is None:
+    if spec is None or not _fits(spec):
         return
     result = _trained(spec) if spec.train else _at_init(spec)
     if result is None or not result.points:
@@ -134,19 +137,55 @@ def _matching_named(spec: SweepSpec | None):
     return next((p for p in SWEEP_PRESETS.values() if p.spec == plain), None)
 
 
+def _fits(spec: SweepSpec) -> bool:
+    """The sweep's largest point is under the memory cap; if not, say so and offer the sweep without
+    the points over it (or, when none fits, the closest base config)."""
+    try:
+        spec.check_memory()
+        return True
+    except MemoryLimit as refused:
+        limit = refused
+    st.warning("The sweep's largest point is over this server's memory cap. " + memory_message(limit, markdown=True),
+               icon=":material/memory:")
+    fitted = spec.within_memory()
+    if fitted is not None:
+        left_out = len(spec.points()) - len(fitted.points())
+        st.button(f"Leave out the {left_out} point(s) over the cap", on_click=_set_axes, args=(fitted,),
+                  icon=":material/memory:", key="sweep_memory_fit")
+    elif limit.closest is not None:
+        base = closest_fitting(spec.base, lambda c: max(estimate(p[3], limit.what).mb for p in
+                                                       SweepSpec(c, spec.x, spec.series, spec.y).points()),
+                               limit.cap_mb)
+        if base is not None:
+            st.button(f"Use {describe_change(spec.base, base)} for every point", on_click=load_config_into_widgets,
+                      args=(base,), icon=":material/memory:", key="sweep_memory_base")
+    return False
+
+
+def _set_axes(spec: SweepSpec) -> None:
+    texts = spec.to_strings()
+    st.session_state.sweep_x, st.session_state.sweep_series = texts["x"], texts.get("series", "")
+    st.session_state.sweep_y = texts.get("y", "")
+
+
 def _at_init(spec: SweepSpec) -> SweepResult | None:
     """Every point measured at initialization, drawn at once."""
     from_cache = st.empty()
-    try:
-        x, y, where = probe_batch(PROBE_IMAGES)
-    except DataUnavailable as error:
-        st.error(literal(error), icon=":material/database:")
+    found = read_data(lambda: probe_batch(PROBE_IMAGES))
+    if found is None:
         return None
+    x, y, where = found
     from_cache.info("Measuring the untrained networks ...", icon=":material/hourglass_top:")
     warmup.wait()
     from gradviz.sweeps.grid import run_init
 
-    result = run_init(spec, x, y, where)
+    try:
+        with COORDINATOR.memory.reserve(max(cost.probe(p[3]).mb for p in spec.points())):
+            result = run_init(spec, x, y, where)
+    except Exception as error:  # noqa: BLE001 - the last line of defence: a message, never a traceback
+        from_cache.empty()
+        st.error(failure_message("Measuring the sweep", error), icon=":material/error:")
+        return None
     from_cache.empty()
     if spec.y is not None:
         _phase(spec, result, float((x ** 2).mean()))
@@ -214,10 +253,10 @@ def _downloads(result: SweepResult) -> None:
     left, middle, right = st.columns(3)
     frame = pd.DataFrame(result.points)
     left.download_button("Points as CSV", data=frame.to_csv(index=False), file_name="gradviz-sweep.csv",
-                         mime="text/csv", icon=":material/table:")
+                         mime="text/csv", icon=":material/table:", on_click="ignore")
     figure = st.session_state.get("sweep_figure")
     if figure is not None:
         middle.download_button("Chart as PNG", data=lambda: figure_file(figure, "png"), file_name="gradviz-sweep.png",
-                               mime="image/png", icon=":material/image:")
+                               mime="image/png", icon=":material/image:", on_click="ignore")
         right.download_button("Chart as SVG", data=lambda: figure_file(figure, "svg"), file_name="gradviz-sweep.svg",
-                              mime="image/svg+xml", icon=":material/image:")
+                              mime="image/svg+xml", icon=":material/image:", on_click="ignore")
