@@ -154,7 +154,8 @@ def _with_rule(chart, result):
 
 
 def heatmap_chart(result: RunResult, height: int | None = None, color_domain: tuple[float, float] | None = None,
-                  title: str = "Gradient norm per layer and step (log10; dark = small, red = NaN/Inf)") -> alt.LayerChart:
+                  title: str = "Gradient norm per layer and step (log10; dark = small, red = NaN/Inf)"
+                  ) -> alt.LayerChart:
     """Layer x step heatmap of log10 gradient norm; input layer on top, NaN/Inf cells in red,
     the divergence step as a dashed rule. `color_domain` puts several heatmaps on one scale."""
     frame = binned_layers(result)
@@ -168,7 +169,8 @@ def heatmap_chart(result: RunResult, height: int | None = None, color_domain: tu
     cells = alt.Chart(finite).mark_rect().encode(
         x=x, x2="step_end:Q", y=y,
         color=alt.Color("log10:Q", title="log10 grad norm",
-                        scale=alt.Scale(scheme="inferno", domain=list(color_domain) if color_domain else alt.Undefined)),
+                        scale=alt.Scale(scheme="inferno",
+                                        domain=list(color_domain) if color_domain else alt.Undefined)),
         tooltip=tooltip)
     layers = [cells]
     if len(bad):
@@ -267,7 +269,8 @@ def _hist_marks(frame, what):
     return alt.Chart(frame).mark_rect(opacity=0.75).encode(
         x=alt.X("bin_start:Q", title=what), x2="bin_end:Q",
         y=alt.Y("count:Q", title="count", stack=None),
-        color=alt.Color("when:N", title=None, scale=alt.Scale(domain=["initial", "current"], range=["#9aa5b1", "#1f6feb"])),
+        color=alt.Color("when:N", title=None,
+                        scale=alt.Scale(domain=["initial", "current"], range=["#9aa5b1", "#1f6feb"])),
         tooltip=["layer:N", "when:N", alt.Tooltip("bin_start:Q", format=".3g"), "count:Q"])
 
 
@@ -294,7 +297,8 @@ def unit_health_chart(result: RunResult, height: int = 240) -> alt.Chart:
 def update_ratio_chart(result: RunResult, height: int = 280) -> alt.Chart:
     """Update-to-weight ratio per layer over training, log y, with the 1e-3 rule of thumb."""
     lines = _layer_lines(result, "update_ratio", "|update| / |weights|")
-    guide = alt.Chart(pd.DataFrame({"y": [UPDATE_RATIO_GUIDE]})).mark_rule(strokeDash=[4, 4], color="#555").encode(y="y:Q")
+    guide = (alt.Chart(pd.DataFrame({"y": [UPDATE_RATIO_GUIDE]})).mark_rule(strokeDash=[4, 4], color="#555")
+             .encode(y="y:Q"))
     return alt.layer(lines, guide).properties(height=height, title="Update / weight ratio per step (guide: 1e-3)")
 
 
@@ -331,7 +335,8 @@ def compare_curves_chart(runs: dict[str, RunResult], metric: str = "loss", heigh
     return alt.Chart(frame).mark_line(point=True).encode(
         x=alt.X("epoch:Q", title="epoch"), y=y,
         color=_config_color(runs),
-        strokeDash=alt.StrokeDash("split:N", title=None, scale=alt.Scale(domain=["val", "train"], range=[[1, 0], [5, 4]])),
+        strokeDash=alt.StrokeDash("split:N", title=None,
+                                  scale=alt.Scale(domain=["val", "train"], range=[[1, 0], [5, 4]])),
         tooltip=["config:N", "split:N", alt.Tooltip("epoch:Q", format=".2f"), alt.Tooltip(f"{metric}:Q", format=".4g")],
     ).properties(height=height, title="Loss (log)" if metric == "loss" else "Accuracy")
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from gradviz.config import ConfigError, RunConfig
 from gradviz.data import DataUnavailable
 from gradviz.presets import PRESETS, Preset, get_preset
+from gradviz.report import format_preview, format_probe, format_report, format_sweep
 from gradviz.serving.limits import MemoryLimit, check_memory
 from gradviz.training.quiet import QUIET_ENV
 
@@ -94,36 +95,6 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
-def format_report(report: dict, config: RunConfig) -> str:
-    """The human-readable version of the JSON summary."""
-    final, timing = report["final"], report["timing"]
-    fmt = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
-    changed = " ".join(f"{k}={v}" for k, v in config.to_strings(only_changed=True).items())
-    lines = [
-        f"config: {changed or 'defaults'}",
-        f"data:   {report['data']['split']} split, {report['data']['train_size']} train / "
-        f"{report['data']['val_size']} val, from {report['data']['source']}",
-        f"trained {timing['steps']} steps in {timing['seconds']} s ({timing['steps_per_second']} steps/s)",
-        f"final:  train loss {fmt(final['train_loss'], '.4g')}, val loss {fmt(final['val_loss'], '.4g')}, "
-        f"val accuracy {fmt(final['val_accuracy'], '.1%')}",
-        f"gradient norm ratio first/last layer (epoch 1 median): {fmt(report['grad_norm_ratio_first_last'], '.2e')}",
-    ]
-    if "time_profile" in report:
-        t = report["time_profile"]
-        lines.append(f"through time: gradient at step 1 / step {t['time_steps']} (epoch 1 median): "
-                     f"{fmt(t['first_last_ratio'], '.2e')}")
-    if report["diverged_at_step"] is not None:
-        lines.append(f"diverged at step {report['diverged_at_step']}, first bad layer {report['first_bad_layer']}")
-    for finding in report["diagnosis"]:
-        lines.append(f"[{finding['severity']}] {finding['kind']}: {finding['message']}")
-        if finding["fix"]:
-            lines.append("    fix: " + " ".join(f"--set {k}={v}" for k, v in finding["fix"].items()))
-    if "preset" in report:
-        p = report["preset"]
-        lines.append(f"claim ({p['name']}): {p['claim']}\nverdict on this data: {p['verdict']}")
-    return "\n".join(lines)
-
-
 def cmd_probe(args) -> int:
     """Measure the untrained model at initialization beside the mean-field prediction; no training."""
     config, _ = resolve_config(args.preset, args.set)
@@ -140,27 +111,6 @@ def emit(report: dict, as_json: bool, formatter) -> int:
     """One JSON object on stdout, or the report as a person reads it."""
     print(json.dumps(report) if as_json else formatter(report))
     return EXIT_OK
-
-
-def format_probe(report: dict) -> str:
-    """The probe as a table a learner can read: measured per layer, and the theory's line."""
-    predicted = report["predicted"]
-    relative = predicted["grad_norm_relative"] if predicted else [None] * len(report["layers"])
-    per_example = report["grad_norm_per_example"] or [None] * len(report["layers"])
-    fmt = lambda v: "-" if v is None else f"{v:.3g}"  # noqa: E731
-    lines = [f"{'layer':<18} {'preact rms':>10} {'forward rms':>11} {'grad norm':>10} {'per example':>11} "
-             f"{'predicted (rel.)':>16}"]
-    for i, name in enumerate(report["layers"]):
-        lines.append(f"{name:<18} {fmt(report['preact_rms'][i]):>10} {fmt(report['forward_rms'][i]):>11} "
-                     f"{fmt(report['grad_norm'][i]):>10} {fmt(per_example[i]):>11} {fmt(relative[i]):>16}")
-    ratio = fmt(report["ratio_first_last"])
-    lines.append(f"first/last gradient ratio: measured {ratio}"
-                 + (f", predicted {fmt(predicted['ratio_first_last'])} (per example: measured "
-                    f"{fmt(report['ratio_first_last_per_example'])})" if predicted else ""))
-    lines.append(report["law"])
-    lines.append(f"measured on {report['data'].get('probe_size')} {report['data'].get('split')} images in "
-                 f"{report['seconds'] * 1000:.0f} ms")
-    return "\n".join(lines)
 
 
 def sweep_spec(args):
@@ -213,23 +163,6 @@ def cmd_sweep(args) -> int:
     return emit(report, args.json, format_sweep)
 
 
-def format_sweep(report: dict) -> str:
-    fmt = lambda v: "-" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))  # noqa: E731
-    keys = ["ratio_first_last", "delta_ratio_first_last", "predicted_delta_ratio", "forward_rms_last"]
-    if report["mode"] == "trained":
-        keys = ["val_accuracy", "diverged_at_step", "ratio_first_last"]
-    names = [report["x"]["field"]] + [a["field"] for a in (report["series"], report["y"]) if a] + keys
-    lines = ["  ".join(f"{n:>14}" for n in names)]
-    for p in report["points"]:
-        cells = [p["x"]] + [p[k] for k, a in (("series", report["series"]), ("y", report["y"])) if a] + [p[k] for k in keys]
-        lines.append("  ".join(f"{fmt(c):>14}" for c in cells))
-    if "sweep" in report:
-        lines.append(f"claim ({report['sweep']['name']}): {report['sweep']['claim']}")
-        lines.append(f"verdict: {report['sweep']['verdict']} - {report['sweep']['why']}")
-    lines.append(f"{len(report['points'])} points in {report['seconds']:.2f} s")
-    return "\n".join(lines)
-
-
 def cmd_bench(args) -> int:
     if args.preview:
         return _bench_preview(args)
@@ -267,19 +200,6 @@ def _bench_preview(args) -> int:
     from gradviz.training.bench import run_preview_bench
 
     return emit(run_preview_bench(x, y, repeats=args.repeats), args.json, format_preview)
-
-
-def format_preview(report: dict) -> str:
-    lines = [f"At-initialization view, a model not seen before: probe + both charts "
-             f"(median of {next(iter(report['preview'].values()))['repeats']})"]
-    for name, row in report["preview"].items():
-        lines.append(f"{name:<26} {row['median_ms']:>8.1f} ms   (probe {row['probe_ms']:.1f} ms; "
-                     f"{row['min_ms']:.1f}-{row['max_ms']:.1f} ms)")
-    lines.append("A control change on a network already drawn (its initial weights re-used)")
-    for name, row in report["redraw"].items():
-        lines.append(f"{name:<26} {row['median_ms']:>8.1f} ms   (first draw {row['first_draw_ms']:.1f} ms; "
-                     f"{row['min_ms']:.1f}-{row['max_ms']:.1f} ms)")
-    return "\n".join(lines)
 
 
 def _bench_sweeps(args) -> int:
@@ -448,8 +368,7 @@ OUT_OF_MEMORY = ("MemoryError", "ResourceExhaustedError")  # Python's, and Tenso
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # exits 2 with a usage message on garbage flags
-    if not args.verbose:  # TensorFlow's start-up lines (oneDNN, CPU features) stay off stderr
-        quiet_native_logs()
+    quiet_native_logs(not args.verbose)  # TensorFlow's start-up lines (oneDNN, CPU features) off stderr
     try:
         return args.func(args)
     except (ConfigError, BadInput, DataUnavailable, MemoryLimit) as error:
@@ -465,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
-def quiet_native_logs() -> None:
-    """Ask gradviz.training.tf_setup to import TensorFlow with its C++ start-up lines silenced."""
-    os.environ[QUIET_ENV] = "1"
+def quiet_native_logs(quiet: bool) -> None:
+    """Ask gradviz.training.tf_setup to import TensorFlow with its C++ start-up lines silenced (or
+    not: --verbose). Set in the environment, so processes this one starts do the same."""
+    if quiet:
+        os.environ[QUIET_ENV] = "1"
+    else:
+        os.environ.pop(QUIET_ENV, None)

@@ -66,7 +66,8 @@ def as_written(number: float) -> str:
 
 RULES: dict[str, _Rule] = {
     "architecture": _Rule("choice", choices=ARCHITECTURES,
-                          help="mlp: dense layers; cnn: ResNet-style CNN; rnn (SimpleRNN), lstm, gru: sequential MNIST"),
+                          help="mlp: dense layers; cnn: ResNet-style CNN; rnn (SimpleRNN), lstm, gru: "
+                               "sequential MNIST"),
     "depth": _Rule("int", 1, 50, help="hidden layers (mlp) or residual blocks (cnn); not used by rnn/lstm/gru"),
     "width": _Rule("int", 8, 1024, help="units per layer (mlp), base filters (cnn) or hidden size (rnn/lstm/gru)"),
     "activation": _Rule("choice", choices=ACTIVATIONS),

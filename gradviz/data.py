@@ -284,4 +284,14 @@ def available_train_images(data_dir: str | os.PathLike | None = None) -> int | N
 
 
 def load_dataset(train_size: int, data_dir: str | os.PathLike | None = None) -> Dataset:
+    """A run's training and validation images, the same for every run of the same size.
+
+    Args:
+        train_size: training images asked for (fewer if the data holds fewer; `description` says so).
+        data_dir: a folder with MNIST (default: GRADVIZ_DATA_DIR, then the Keras cache, then a download).
+    Returns:
+        A Dataset: float32 images in [0, 1], int32 labels, and where they came from.
+    Raises:
+        DataUnavailable: no MNIST could be found or read (the message says where to put it).
+    """
     return make_dataset(load_files(data_dir), train_size)

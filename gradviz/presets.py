@@ -19,7 +19,8 @@ SEQUENCE = BASE.replace(architecture="rnn", activation="tanh", width=64, step_pi
 HE_2015 = BASE.replace(depth=30, width=256, activation="relu", initializer="glorot_uniform", optimizer="sgd",
                        learning_rate=0.01)
 GLOROT_BENGIO_2010 = BASE.replace(depth=10, width=256, activation="tanh", initializer="random_uniform",
-                                  init_std=0.036, optimizer="sgd", learning_rate=0.01)  # U[-1/16, 1/16]: std 1/sqrt(3*256)
+                                  # U[-1/16, 1/16]: std 1/sqrt(3*256)
+                                  init_std=0.036, optimizer="sgd", learning_rate=0.01)
 RELU_RNN = SEQUENCE.replace(activation="relu", step_pixels=28, recurrent_initializer="random_normal",
                             recurrent_std=0.3, optimizer="sgd", learning_rate=0.01)
 
@@ -81,7 +82,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            HE_2015.replace(initializer="he_normal"),
            "He initialization doubles the weight variance, puts χ at 1 and keeps the signal's size through all 30 "
            "layers, so the same network trains.", "healthy"),
-    Preset("glorot-bengio-tanh-standard", "Glorot & Bengio 2010: 10 tanh layers, U[-1/√n, 1/√n] init, SGD - the signal fades",
+    Preset("glorot-bengio-tanh-standard",
+           "Glorot & Bengio 2010: 10 tanh layers, U[-1/√n, 1/√n] init, SGD - the signal fades",
            GLOROT_BENGIO_2010,
            "The 'standard' uniform initialization gives σ_w² = 1/3: a tanh network's activations and gradients "
            "shrink layer by layer, and learning stalls.", "signal_collapse"),
@@ -122,6 +124,15 @@ DEFAULT_PRESET = "seed-vanishing-sigmoid"
 
 
 def get_preset(name: str) -> Preset:
+    """The preset called `name`.
+
+    Args:
+        name: one of PRESETS (`python -m gradviz presets` lists them).
+    Returns:
+        The Preset: its config, the claim it tests and the finding that shows it.
+    Raises:
+        ConfigError: no preset has that name (the message lists them).
+    """
     if name not in PRESETS:
         raise ConfigError("preset", name, "one of " + ", ".join(PRESETS))
     return PRESETS[name]

@@ -159,7 +159,14 @@ def _recurrent(config: RunConfig) -> str:
 
 
 def keras_snippet(config: RunConfig) -> str:
-    """Plain Keras, no gradviz import: paste it into a notebook to get the same model and optimizer."""
+    """Plain Keras code, no gradviz import, that rebuilds `config`'s model and optimizer.
+
+    Args:
+        config: any config.
+    Returns:
+        Python source; `exec` of it defines `model` with the same layers, parameter count and
+        initial weights as gradviz's model, and `optimizer`.
+    """
     if config.architecture in RECURRENT:
         body = _recurrent(config)
     elif config.architecture == "cnn":

@@ -1,4 +1,13 @@
-"""Shared fixtures: where MNIST is, tiny generated datasets, and one TensorFlow import per process."""
+"""Shared fixtures (where MNIST is, tiny generated datasets, real trainings once per session) and
+the markers every test gets, assigned here rather than in the test files:
+
+- `browser`: drives Debian's chromium through Playwright against a real server
+- `server`: starts a real `streamlit run app.py` (the browser, load and soak tests)
+- `cluster`: starts a real Dask scheduler and workers
+- `needs_mnist`: reads real MNIST (skips, saying why, where none is reachable)
+- `slow`: any of the above, a real training on MNIST, a page under AppTest, a fresh process
+  measured or run: `python -m pytest -m "not slow"` is the inner loop (README)
+"""
 
 import os
 
@@ -47,3 +56,32 @@ def trained(real_data_or_skip):
         return _TRAINED[key]
 
     return run
+
+
+# Whole files of slow tests, and single slow tests elsewhere (by name prefix): real servers,
+# pages under AppTest that train, CLI runs in fresh processes, peak-memory measurements.
+SLOW_FILES = {"test_app.py", "test_pages.py", "test_page_limits.py", "test_offline.py", "test_cli_limits.py",
+              "test_determinism.py", "test_fixes.py", "test_loadtest.py", "test_cluster.py", "test_browser.py",
+              "test_browser_limits.py"}
+SLOW_TESTS = {"test_cost.py": ("test_estimate_is_within_half", "test_the_largest_allowed"),
+              "test_cli.py": ("test_bench_json", "test_exploding_linear", "test_seed_", "test_probe_",
+                              "test_run_save"),
+              "test_recurrent.py": ("test_through_time_page",),
+              "test_store.py": ("test_precompute_then", "test_two_processes")}
+MARKS_BY_FILE = {"test_browser.py": ("browser", "server"), "test_browser_limits.py": ("browser", "server"),
+                 "test_loadtest.py": ("server",), "test_cluster.py": ("cluster",)}
+REAL_DATA_FIXTURES = {"trained", "real_data_or_skip"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        name = item.path.name
+        marks = set(MARKS_BY_FILE.get(name, ()))
+        if "cluster" in item.name:
+            marks.add("cluster")
+        if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            marks |= {"needs_mnist", "slow"}
+        if name in SLOW_FILES or item.name.startswith(SLOW_TESTS.get(name, ("\0",))) or marks:
+            marks.add("slow")
+        for mark in sorted(marks):
+            item.add_marker(mark)

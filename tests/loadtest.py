@@ -9,7 +9,8 @@ Each session opens a link to a different small config (so nothing is shared thro
 which the app trains at once. By default a session is a websocket client speaking Streamlit's own
 protocol (what the browser sends: one rerun with the link's query string; then it reads the page
 as it streams in). Real Chromium pages are also available, but twenty of them on the same two
-cores as the server take most of the CPU themselves and measure the browser more than the app. Reported: completed / queued (saw "Queued:" while waiting) / failed,
+cores as the server take most of the CPU themselves and measure the browser more than the app.
+Reported: completed / queued (saw "Queued:" while waiting) / failed,
 p50 and p95 seconds from opening the link to the finished result, and the server process's peak RSS
 (VmHWM) — first with the N runs, then with them all cached plus one larger training in flight.
 Bounded: at most 40 sessions, and every wait has a deadline. Loopback only: it starts its own
@@ -232,8 +233,10 @@ def run_cluster(sessions: int, workers: int = 2, timeout: float = 600, kill_work
     with tempfile.TemporaryDirectory() as store:
         env = {"GRADVIZ_STORE_DIR": f"file://{store}", "GRADVIZ_DATA_DIR": os.environ.get("GRADVIZ_DATA_DIR", "")}
         with dask_cluster(workers, env, name=f"loadtest-cluster-{sessions}", pin=pin) as dask, \
-                streamlit_server(ARTIFACTS / "loadtest-cluster-a.log", {**env, "GRADVIZ_CLUSTER": dask.address}) as (a, _), \
-                streamlit_server(ARTIFACTS / "loadtest-cluster-b.log", {**env, "GRADVIZ_CLUSTER": dask.address}) as (b, _):
+                streamlit_server(ARTIFACTS / "loadtest-cluster-a.log",
+                                 {**env, "GRADVIZ_CLUSTER": dask.address}) as (a, _), \
+                streamlit_server(ARTIFACTS / "loadtest-cluster-b.log",
+                                 {**env, "GRADVIZ_CLUSTER": dask.address}) as (b, _):
             asyncio.run(drive(a, [""], timeout, False))  # the host opens the app once (as in run())
             asyncio.run(drive(b, [""], timeout, False))
             warm = dask.worker_lines()
@@ -252,7 +255,8 @@ def run_cluster(sessions: int, workers: int = 2, timeout: float = 600, kill_work
     return {
         "client": "websocket", "servers": 2, "workers": workers, "pinned": pin, "sessions": sessions, "epochs": epochs,
         "distinct_configs": distinct,
-        "completed": len(times), "failed": sessions - len(times), "failures": [r["why"] for r in results if not r["ok"]],
+        "completed": len(times), "failed": sessions - len(times),
+        "failures": [r["why"] for r in results if not r["ok"]],
         "p50_seconds": _round(percentile(times, 0.5)), "p95_seconds": _round(percentile(times, 0.95)),
         "max_seconds": _round(max(times) if times else None), "wall_seconds": round(wall, 1),
         "trainings": sum(trained.values()), "deduplicated": sessions - sum(trained.values()),
@@ -262,7 +266,8 @@ def run_cluster(sessions: int, workers: int = 2, timeout: float = 600, kill_work
 
 async def _drive_both(a: str, b: str, links: list[str], timeout: float) -> list[dict]:
     """Session i on server a if i is even, else on b; all at once."""
-    return list(await asyncio.gather(*(ws_session(a if i % 2 == 0 else b, link, timeout) for i, link in enumerate(links))))
+    return list(await asyncio.gather(*(ws_session(a if i % 2 == 0 else b, link, timeout)
+                                       for i, link in enumerate(links))))
 
 
 def _kill_one_while_training(dask, timeout: float = 120) -> None:
@@ -309,7 +314,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=15, help="with --soak: over how long sessions arrive")
     parser.add_argument("--views", type=int, default=11, choices=range(1, 101), metavar="V",
                         help="with --soak: views each session opens (1-100, default 11: the whole cycle)")
+    parser.add_argument("--memory-stages", action="store_true",
+                        help="a fresh server's RSS from idle to full caches, stage by stage (docs/hosting.md)")
     args = parser.parse_args(argv)
+    if args.memory_stages:
+        from soak import memory_stages
+
+        rows = memory_stages(args.timeout)
+        print(json.dumps(rows) if args.json else "\n".join(str(row) for row in rows))
+        return 0
     if args.soak:
         from soak import run_soak
 

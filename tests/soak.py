@@ -156,3 +156,39 @@ async def _all(url: str, sessions: int, spacing: float, views: int, timeout: flo
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+STAGES = [  # (stage, view): what a host sees the server hold, from idle to full caches
+    ("first visit (TensorFlow, the first preset)", View("first visit", "", "", "Trained")),
+    ("the largest allowed training", View("largest", "", largest_allowed_link(), "Trained")),
+    ("a 50x1024 network measured at initialization", View("draws", "", "depth=50&width=1024&epochs=1", "Measured")),
+] + [(f"shape {i}", View(f"shape {i}", "", f"depth={d}&width={w}&{SMALL}&architecture={a}", "Trained"))
+     for i, (d, w, a) in enumerate([(3, 256, "mlp"), (12, 128, "mlp"), (3, 16, "cnn"), (6, 16, "cnn"),
+                                    (1, 64, "lstm"), (1, 64, "gru"), (30, 64, "mlp"), (2, 32, "cnn")])]
+
+
+def memory_stages(timeout: float = 600) -> list[dict]:
+    """A fresh server's RSS when idle, then after each stage (VmRSS now, VmHWM the peak so far), and
+    what the caches hold by the server log's last line."""
+    from loadtest import memory_kb  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as store:
+        log = ARTIFACTS / "memory-stages.log"
+        with streamlit_server(log, env={"GRADVIZ_STORE_DIR": store}) as (url, pid):
+            rows = [{"stage": "idle", "rss_mb": round(memory_kb(pid, "VmRSS") / 1024),
+                     "peak_mb": round(memory_kb(pid, "VmHWM") / 1024)}]
+            for stage, view in STAGES:
+                outcome = asyncio.run(_one(url, view, timeout))
+                caches = [line for line in log.read_text().splitlines() if "caches hold" in line]
+                rows.append({"stage": stage, "ok": outcome["ok"], "rss_mb": round(memory_kb(pid, "VmRSS") / 1024),
+                             "peak_mb": round(memory_kb(pid, "VmHWM") / 1024),
+                             "caches": caches[-1].split("caches hold ", 1)[1] if caches else None})
+    return rows
+
+
+async def _one(url: str, view: View, timeout: float) -> dict:
+    from websockets.asyncio.client import connect
+
+    async with connect(url.replace("http", "ws", 1) + "/_stcore/stream", subprotocols=["streamlit"],
+                       max_size=None, open_timeout=timeout) as socket:
+        return await visit(socket, view, timeout)

@@ -176,7 +176,8 @@ def test_presentation_mode_from_the_url():
     assert spec["autosize"]["type"] == "fit"  # the whole chart fits the box the page gives it
     assert not at.title  # no page title on the stage
     assert any(m.value.startswith("#### Diverged") for m in at.markdown)
-    assert [b.label for b in at.button if b.label.startswith("Apply fix")] == ["Apply fix: clipnorm=1"]  # as in the panel
+    # as in the panel
+    assert [b.label for b in at.button if b.label.startswith("Apply fix")] == ["Apply fix: clipnorm=1"]
 
 
 def test_a_talk_walks_through_its_presets_with_previous_and_next():
@@ -188,7 +189,8 @@ def test_a_talk_walks_through_its_presets_with_previous_and_next():
     next_button = next(b for b in at.button if b.key == "talk_next")
     next_button.click().run()
     no_exception(at)
-    assert at.query_params["preset"] == "saturated-tanh" and at.query_params["talk"] == "exploding-linear,saturated-tanh"
+    assert (at.query_params["preset"] == "saturated-tanh"
+            and at.query_params["talk"] == "exploding-linear,saturated-tanh")
     assert any(m.value.startswith("#### ") for m in at.markdown)  # its run is shown (trained now, or cached)
     assert [b.label for b in at.button if b.key in ("talk_previous", "talk_next")] == ["exploding-linear"]
 

@@ -170,7 +170,8 @@ def test_bench_json(capsys):
     two_epochs = [*TINY, "--set", "epochs=2", "--set", "batch_size=64"]
     assert cli.main(["bench", *two_epochs, "--repeats", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report["methods"]) == {"fit", "fit_rerun", "seed_recipe", "seed_recipe_rerun", "gradviz", "gradviz_rerun"}
+    assert set(report["methods"]) == {"fit", "fit_rerun", "seed_recipe", "seed_recipe_rerun", "gradviz",
+                                      "gradviz_rerun"}
     steps = {row["steps"] for row in report["methods"].values()}
     assert steps == {16}  # the same full batches for every method
     assert report["speedup_vs_fit"] > 0 and report["speedup_vs_seed_recipe"] > 0
@@ -204,7 +205,7 @@ def test_bench_keras_rerun_reuses_the_compiled_model_with_fresh_state(tiny_data)
     first.fit(tiny_data.x_train, tiny_data.y_train, batch_size=32, verbose=0)
     again = bench.compiled_model(config, rerun=True)
     assert again is first
-    for ours, fresh in zip(again.get_weights(), build_model(config, probe=False).get_weights()):
+    for ours, fresh in zip(again.get_weights(), build_model(config, tapped=False).get_weights()):
         np.testing.assert_array_equal(ours, fresh)
     state = {v.name: np.asarray(v.numpy()) for v in again.optimizer.variables}
     assert state.pop("learning_rate") == np.float32(0.01) and state.pop("iteration") == 0

@@ -22,7 +22,8 @@ SHAPES = [RunConfig(depth=3, width=16), RunConfig(depth=4, width=24, batch_norm=
           RunConfig(architecture="cnn", depth=5, width=8, batch_norm=True, residual=True),
           RunConfig(architecture="cnn", depth=1, width=16, residual=True),
           RunConfig(architecture="rnn", activation="tanh", width=12, step_pixels=14),
-          RunConfig(architecture="lstm", width=12, step_pixels=28), RunConfig(architecture="gru", width=12, step_pixels=7)]
+          RunConfig(architecture="lstm", width=12, step_pixels=28),
+          RunConfig(architecture="gru", width=12, step_pixels=7)]
 
 
 @pytest.mark.parametrize("config", SHAPES, ids=lambda c: f"{c.architecture}-{c.depth}-{c.batch_norm}-{c.residual}")

@@ -17,7 +17,8 @@ def test_two_processes_give_identical_runs(tmp_path, real_data_or_skip):
     real_data_or_skip(512)
     results = []
     for i in range(2):
-        done = subprocess.run([sys.executable, "-m", "gradviz", "run", *TINY, "--save", str(tmp_path / f"r{i}"), "--json"],
+        done = subprocess.run([sys.executable, "-m", "gradviz", "run", *TINY, "--save", str(tmp_path / f"r{i}"),
+                               "--json"],
                               cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         results.append(json.loads(done.stdout))

@@ -1,5 +1,7 @@
 """The load-test script stays working: a small run (N = 3 websocket sessions) against a real server."""
 
+from test_browser_limits import SERVER_RSS_BOUND_MB
+
 import loadtest
 
 
@@ -27,3 +29,15 @@ def test_a_class_on_two_servers_and_two_workers_survives_a_worker_killed_mid_tra
     assert report["killed_worker"] is not None
     assert report["trainings"] == report["distinct_configs"] == 2 and report["deduplicated"] == 2
     assert report["trainings_per_worker"][report["killed_worker"]] == 0  # its run finished on the other worker
+
+
+def test_a_short_soak_of_every_page_fails_no_session_and_stays_inside_the_memory_bound():
+    """The CI-sized soak (docs/hosting.md has a class-length one): five students arriving over a
+    minute, each opening six views of the cycle (presets, slider configs, the largest allowed and
+    an over-the-cap link, a hostile link, Compare, sweeps, the other pages)."""
+    from soak import run_soak
+
+    report = run_soak(sessions=5, minutes=1, views=6, timeout=600)
+    print(report)
+    assert report["views"] == 30 and report["failed_sessions"] == 0, report["failed_views"]
+    assert report["server_rss_peak_mb"] < SERVER_RSS_BOUND_MB

@@ -27,14 +27,14 @@ def test_mlp_shapes_and_names(depth):
     assert names(activation_layers(model)) == [f"hidden_{i:02d}_act" for i in range(1, depth + 1)]
     assert model.get_layer("hidden_01").kernel.shape == (784, 32)
     assert model.get_layer("output").kernel.shape == (32, 10)
-    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in model.layers)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
     logits = model(np.zeros((3, 28, 28), np.float32))
     assert logits.shape == (3, 10)
 
 
 def test_batch_norm_sits_between_kernel_and_activation():
     model = build_model(RunConfig(depth=3, width=16, batch_norm=True))
-    bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert names(bns) == ["hidden_01_bn", "hidden_02_bn", "hidden_03_bn"]
     for i in (1, 2, 3):
         assert inbound(model, f"hidden_{i:02d}_bn") == [f"hidden_{i:02d}"]
@@ -44,13 +44,13 @@ def test_batch_norm_sits_between_kernel_and_activation():
 
 def test_mlp_residual_pairs_layers_with_identity_skips():
     model = build_model(RunConfig(depth=6, width=16, residual=True))
-    adds = [l for l in model.layers if isinstance(l, keras.layers.Add)]
+    adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
     # hidden_01 enters; (02, 03) and (04, 05) are blocks; 06 is left over
     assert names(adds) == ["hidden_03_add", "hidden_05_add"]
     assert sorted(inbound(model, "hidden_03_add")) == ["hidden_01_act", "hidden_03_act"]
     assert sorted(inbound(model, "hidden_05_add")) == ["hidden_03_add", "hidden_05_act"]
     assert inbound(model, "hidden_06") == ["hidden_05_add"]
-    assert not any("proj" in l.name for l in model.layers)  # equal widths: no projection
+    assert not any("proj" in layer.name for layer in model.layers)  # equal widths: no projection
 
 
 def test_residual_identity_really_carries_the_signal():
@@ -66,7 +66,8 @@ def test_residual_identity_really_carries_the_signal():
     h1 = keras.activations.sigmoid(np.reshape(x, (4, -1)) @ model.get_layer("hidden_01").kernel.numpy()
                                    + model.get_layer("hidden_01").bias.numpy())
     branch = 0.5  # sigmoid(0): the zeroed branch adds a constant
-    expected = (np.asarray(h1) + branch) @ model.get_layer("output").kernel.numpy() + model.get_layer("output").bias.numpy()
+    expected = ((np.asarray(h1) + branch) @ model.get_layer("output").kernel.numpy()
+                + model.get_layer("output").bias.numpy())
     np.testing.assert_allclose(model(x).numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -77,7 +78,7 @@ def test_cnn_blocks_downsample_and_project():
     assert names(kernel_layers(model)) == [
         "stem", "block_01_conv1", "block_01_conv2", "block_02_conv1", "block_02_conv2", "block_02_proj",
         "block_03_conv1", "block_03_conv2", "block_03_proj", "output"]
-    shapes = {l.name: l.output.shape for l in model.layers}
+    shapes = {layer.name: layer.output.shape for layer in model.layers}
     assert shapes["stem"] == (None, 14, 14, 8)
     assert shapes["block_01_conv2"] == (None, 14, 14, 8)
     assert shapes["block_02_conv1"] == (None, 7, 7, 16)
@@ -90,7 +91,7 @@ def test_cnn_blocks_downsample_and_project():
 
 def test_cnn_without_residual_has_no_adds():
     model = build_model(RunConfig(architecture="cnn", depth=2, width=8))
-    assert not any(isinstance(l, keras.layers.Add) for l in model.layers)
+    assert not any(isinstance(layer, keras.layers.Add) for layer in model.layers)
     assert len(kernel_layers(model)) == 1 + 2 * 2 + 1
 
 

@@ -63,7 +63,8 @@ def test_prefetch_checks_preset_names_before_downloading(tmp_path):
 def test_the_page_without_data_or_network_says_what_to_run(tmp_path):
     page = open_page({"preset": "exploding-linear"}, offline_env(tmp_path))
     assert page["exceptions"] == []
-    assert any("MNIST is not available" in e and "python -m gradviz prefetch" in e for e in map(displayed, page["errors"]))
+    assert any("MNIST is not available" in e and "python -m gradviz prefetch" in e
+               for e in map(displayed, page["errors"]))
     assert page["trainings"] == 0
 
 

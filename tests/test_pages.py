@@ -7,12 +7,12 @@ from streamlit.testing.v1 import AppTest
 
 from gradviz.config import RULES, RunConfig
 from gradviz.diagnosis.diagnose import diagnose
-from gradviz.presets import PRESETS, verdict
+from gradviz.presets import PRESETS
 from gradviz.serving.results import COORDINATOR
 from gradviz.sweeps.compare import VARIANT_KEYS
 from gradviz.urlstate import parse_query
 from support.apptest import charts, headline_text, leaves, no_exception
-from support.helpers import ROOT, displayed
+from support.helpers import ROOT, displayed, verdict_from_findings
 
 SMALL = {"train_size": "1024", "epochs": "1"}
 
@@ -54,7 +54,8 @@ def test_compare_reports_bad_variants():
     no_exception(at)
     warnings = " ".join(displayed(w.value) for w in at.warning)
     assert "B: depth='0' is not valid" in warnings and "B: Ignored speed='fast'" in warnings
-    assert {"A (base)", "B (same as A)", "C: optimizer=sgd"} <= set(charts(at)["Loss (log)"][0]["encoding"]["color"]["sort"])
+    assert ({"A (base)", "B (same as A)", "C: optimizer=sgd"}
+            <= set(charts(at)["Loss (log)"][0]["encoding"]["color"]["sort"]))
 
 
 def test_seed_experiments_show_computed_verdicts():
@@ -64,7 +65,7 @@ def test_seed_experiments_show_computed_verdicts():
     for name in ("seed-vanishing-sigmoid", "seed-fixed-resnet", "seed-exploding-linear", "seed-clipnorm"):
         assert name in titles
         result = COORDINATOR.cache.get(RunConfig.coerce(SMALL, base=PRESETS[name].config)[0].cache_key())
-        expected, _ = verdict(PRESETS[name], diagnose(result))  # computed independently here
+        expected = verdict_from_findings(PRESETS[name].expect, diagnose(result))  # the rule, read off the findings
         boxes = [b.value for b in (*at.success, *at.warning, *at.error)]
         shown = [b for b in boxes if b.startswith(f"**{expected.capitalize()}**")]
         assert shown, (name, expected, boxes)

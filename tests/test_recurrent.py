@@ -37,7 +37,8 @@ def oracle_time_grads(config: RunConfig, x: np.ndarray, y: np.ndarray) -> tuple[
     return float(loss), np.array([np.linalg.norm(g.numpy()) for g in grads])
 
 
-@pytest.mark.parametrize("architecture,activation", [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh")])
+@pytest.mark.parametrize("architecture,activation",
+                         [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh")])
 def test_time_gradients_match_an_independent_unroll(architecture, activation, tiny_data):
     config = RunConfig(architecture=architecture, activation=activation, width=8, step_pixels=28,
                        recurrent_initializer="glorot_uniform", optimizer="sgd", learning_rate=0.1,

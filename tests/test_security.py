@@ -15,7 +15,8 @@ HOSTILE = [
     "<img src=x onerror=alert(1)>", "<script>alert(1)</script>", "<b id=x>tag</b>", "[js](javascript:alert(1))",
     "`code` ``more``", "$x^2$ and $$y$$", "# heading", "> quote", "1. list", "- item", "| a | b |", "---",
     "<https://evil.example>", "a\\*b\\", "&amp; &#60;b&#62;", ":red[red] :material/home: :smile:",
-    "[ref]: https://evil.example", "gvx@evil.example mailto:x@evil.example WWW.evil.example", "line\nbreak\r\n\tand\x00nul\x1b[31m", "rtl \u202eevil\u202c zero\u200bwidth",
+    "[ref]: https://evil.example", "gvx@evil.example mailto:x@evil.example WWW.evil.example",
+    "line\nbreak\r\n\tand\x00nul\x1b[31m", "rtl \u202eevil\u202c zero\u200bwidth",
 ]
 
 

@@ -18,7 +18,8 @@ CONFIGS = {
                                     optimizer="rmsprop"),
     "cnn": RunConfig(architecture="cnn", depth=2, width=8, activation="tanh"),
     "cnn-bn-residual": RunConfig(architecture="cnn", depth=3, width=8, batch_norm=True, residual=True, clipvalue=0.5),
-    "rnn": RunConfig(architecture="rnn", width=8, activation="tanh", step_pixels=14, recurrent_initializer="random_normal",
+    "rnn": RunConfig(architecture="rnn", width=8, activation="tanh", step_pixels=14,
+                     recurrent_initializer="random_normal",
                      recurrent_std=0.2),
     "lstm": RunConfig(architecture="lstm", width=8, step_pixels=28, seed=9),
     "gru": RunConfig(architecture="gru", width=8, step_pixels=7, recurrent_initializer="glorot_uniform"),
@@ -36,7 +37,7 @@ def test_snippet_rebuilds_the_same_model(name):
     code = keras_snippet(config)
     namespace = {}
     exec(compile(code, "snippet.py", "exec"), namespace)  # noqa: S102 - our own output
-    theirs, ours = namespace["model"], build_model(config, probe=False)
+    theirs, ours = namespace["model"], build_model(config, tapped=False)
     assert kinds(theirs) == kinds(ours)
     assert theirs.count_params() == ours.count_params()
     assert len(theirs.weights) == len(ours.weights)

@@ -77,12 +77,16 @@ def test_batch_norm_moving_statistics_follow_keras(tiny_data):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
 
 
-def test_runs_on_two_threads_share_a_trace_and_keep_their_own_numbers(tiny_data):
-    """Two sessions training the same shape at once (the hosted demo): each gets its own numbers."""
+def test_runs_on_two_threads_share_a_trace_and_keep_their_own_numbers(tiny_data, monkeypatch):
+    """Two sessions training the same shape at once (the hosted demo): one trace serves both, and
+    each gets its own numbers."""
     base = SHAPES["mlp-towers"]
     configs = [base.replace(seed=1), base.replace(seed=2, learning_rate=0.01)]
     clear_step_graphs()
     alone = [train(c, tiny_data) for c in configs]
+    traced = steps.GRAPHS.get(graph_key(base))
+    built = []
+    monkeypatch.setattr(steps, "StepGraphs", lambda *args: built.append(args) or pytest.fail("traced again"))
     together = [None, None]
 
     def run(i):
@@ -95,6 +99,7 @@ def test_runs_on_two_threads_share_a_trace_and_keep_their_own_numbers(tiny_data)
         t.join()
     for a, b in zip(alone, together):
         assert_same_records(a, b)
+    assert built == [] and steps.GRAPHS.get(graph_key(configs[1])) is traced  # both ran on the first trace
 
 
 def test_graphs_are_shared_only_by_the_same_shape():

@@ -200,7 +200,8 @@ def _healthy(r: RunResult, e: Evidence) -> Finding:
         note += f" Clipping was active on {pct(e.clipped_fraction)} of steps."
         if r.config.optimizer in ADAPTIVE:
             note += " With Adam it changes little: Adam divides each step by the gradient's running RMS."
-    return Finding("healthy", "info", f"Healthy: {e.ratio_text('of')}, and the model learns: {e.learning_note()}.{note}",
+    return Finding("healthy", "info",
+                   f"Healthy: {e.ratio_text('of')}, and the model learns: {e.learning_note()}.{note}",
                    evidence, {})
 
 
@@ -220,9 +221,17 @@ def _not_learning(r: RunResult, e: Evidence) -> Finding:
 
 
 def diagnose(r: RunResult) -> list[Finding]:
-    """All findings, most severe first; always at least one. A cause at initialization (zero
-    weights, a signal that collapses or blows up through depth) explains the gradient symptoms
-    that follow from it, so they are not reported beside it with fixes of their own."""
+    """What happened to a run, and why: its findings, the root cause first.
+
+    A cause at initialization (zero weights, a signal that collapses or blows up through depth)
+    explains the gradient symptoms that follow from it, so they are not reported beside it with
+    fixes of their own. docs/diagnosis.md states every rule.
+
+    Args:
+        r: a finished (or diverged, or stopped) run.
+    Returns:
+        Findings, most severe first; always at least one (`healthy` only for a run that learns).
+    """
     e = gather_evidence(r)
     cause = symmetric_init(r, e) or signal_through_depth(r, e)
     symptoms = () if cause is not None else (_vanishing, _exploding, _dead_units, _saturation)

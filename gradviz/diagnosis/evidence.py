@@ -74,7 +74,8 @@ class Evidence:
     def ratio_text(self, relation: str) -> str:
         """'the first layer's gradient is 1e-07 of the output layer's', or the same through time."""
         if self.recurrent:
-            return f"the gradient reaching time step 1 is {sci(self.ratio)} {relation} the one at step {self.time_steps}"
+            return (f"the gradient reaching time step 1 is {sci(self.ratio)} {relation} "
+                    f"the one at step {self.time_steps}")
         return f"the first layer's gradient is {sci(self.ratio)} {relation} the output layer's"
 
     @property

@@ -97,7 +97,8 @@ def problem() -> str:
 
 
 def train(config: RunConfig, load_data: Callable, on_progress: Callable[[Progress], None] | None = None,
-          should_stop: Callable[[], bool] | None = None, on_note: Callable[[str], None] | None = None) -> RunResult | None:
+          should_stop: Callable[[], bool] | None = None,
+          on_note: Callable[[str], None] | None = None) -> RunResult | None:
     """Train `config` on the cluster if one is configured and reachable, else here. None if the
     caller stopped waiting (should_stop) before a cluster run finished. MemoryLimit if the config
     is over this process's memory cap (or a worker's), before anything is sent or built."""

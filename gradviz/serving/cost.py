@@ -103,7 +103,7 @@ STEP_TENSORS = {"rnn": 4, "lstm": 14, "gru": 10}  # per unit and time step, kept
 
 
 def _recurrent(config: RunConfig) -> list[Layer]:
-    """One recurrent layer over time_steps chunks of step_pixels, with the state probe input."""
+    """One recurrent layer over time_steps chunks of step_pixels, with the state tap input."""
     units, gates, steps = config.width, GATES[config.architecture], config.time_steps
     bias = gates * units * (2 if config.architecture == "gru" else 1)  # Keras' GRU: reset_after, two biases
     params = config.step_pixels * gates * units + units * gates * units + bias
@@ -129,7 +129,7 @@ def parameter_count(config: RunConfig) -> int:
 def eval_floats_per_image(config: RunConfig, layers: list[Layer] | None = None) -> int:
     """Floats one image takes in an evaluation call: every activation layer's output (kept as the
     graph's outputs) and the largest layer's tensors; for a recurrent model its input sequence,
-    the zero state probe and the state at every step."""
+    the zero state tap and the state at every step."""
     layers = kernel_layers(config) if layers is None else layers
     if config.architecture in RECURRENT:
         return config.time_steps * (config.step_pixels + 3 * config.width)

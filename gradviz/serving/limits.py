@@ -84,9 +84,18 @@ def within_budget(config: RunConfig, limit: int) -> RunConfig:
 # --- memory --------------------------------------------------------------------------------------
 
 
-def estimate(config: RunConfig, what: str, images: int | None = None) -> cost.Estimate:
-    """The cost model's estimate of `what` ("training" or "probe") for `config`."""
+def estimate_memory(config: RunConfig, what: str = "training", images: int | None = None) -> cost.Estimate:
+    """The peak memory of training or probing `config`, estimated before anything is built.
+
+    Args:
+        config: any config.
+        what: "training" or "probe" (the init-time measurement).
+        images: training images the data holds, if fewer than config.train_size.
+    Returns:
+        An Estimate: `mb`, and its `parts` named (weights, activations, images, ...).
+    """
     return cost.training(config, images) if what == "training" else cost.probe(config)
+
 
 
 class MemoryLimit(Exception):
@@ -121,10 +130,10 @@ def check_memory(config: RunConfig, what: str = "training", images: int | None =
                  cap_mb: int | None = None) -> cost.Estimate:
     """The estimate if it fits under the cap; raises MemoryLimit (with the closest config) if not."""
     cap = max_memory_mb() if cap_mb is None else cap_mb
-    found = estimate(config, what, images)
+    found = estimate_memory(config, what, images)
     if found.mb <= cap:
         return found
-    closest = closest_fitting(config, lambda c: estimate(c, what, images).mb, cap)
+    closest = closest_fitting(config, lambda c: estimate_memory(c, what, images).mb, cap)
     raise MemoryLimit(config, what, found, cap, closest)
 
 

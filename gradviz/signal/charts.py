@@ -74,7 +74,8 @@ def _panel(palette: dict, title: str, y_title: str, height: int, large: bool) ->
 
 
 def signal_charts(config: RunConfig, probe: SignalProbe | None, input_second_moment: float | None,
-                  height: int = 150, large: bool = False) -> tuple[tuple[pd.DataFrame, dict], tuple[pd.DataFrame, dict]]:
+                  height: int = 150, large: bool = False
+                  ) -> tuple[tuple[pd.DataFrame, dict], tuple[pd.DataFrame, dict]]:
     """Forward and backward signal across depth at initialization, as two (data, Vega-Lite spec)
     pairs (side by side on a page: Vega-Lite cannot stretch a concatenation to the page's width)."""
     forward, backward = signal_frames(config, probe, input_second_moment)

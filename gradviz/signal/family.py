@@ -45,7 +45,8 @@ def measure_family(config: RunConfig, x: np.ndarray, y: np.ndarray, depths: list
     numbers = (_traced(config.activation, tuple(depths), config.width, len(y)) if len(stds) > 2
                else _family_graph(config.activation, tuple(depths)))
     unit = config.replace(init_std=1.0)
-    base_hidden = [initial_kernel(unit if scaled else config, i, (INPUT_PIXELS if i == 1 else config.width, config.width))
+    base_hidden = [initial_kernel(unit if scaled else config, i,
+                                  (INPUT_PIXELS if i == 1 else config.width, config.width))
                    for i in range(1, max(depths) + 1)]
     base_out = [initial_kernel(unit if scaled else config, d + 1, (config.width, CLASSES)) for d in depths]
     found = {}
@@ -58,7 +59,8 @@ def measure_family(config: RunConfig, x: np.ndarray, y: np.ndarray, depths: list
         for d, depth in enumerate(depths):
             rows = stats[_rows_of(depths, d)]
             logits = [float(logits_rms[d])]
-            signals = LayerSignals(mlp_kernel_names(depth), pre[:depth].tolist() + logits, post[:depth].tolist() + logits,
+            signals = LayerSignals(mlp_kernel_names(depth), pre[:depth].tolist() + logits,
+                                   post[:depth].tolist() + logits,
                                    grad_norm=rows[:, 0].tolist(), grad_norm_per_example=rows[:, 1].tolist(),
                                    delta_rms=rows[:, 2].tolist())
             found[(depth, std)] = probe_from(config.replace(depth=depth, init_std=std), x_t, signals, each, data)

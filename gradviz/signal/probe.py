@@ -88,7 +88,7 @@ class SignalProbe(LayerSignals):
         return theory.law(self.config, self.prediction)
 
     def to_json(self) -> dict:
-        """The `python -m gradviz probe --json` object (contract in DESIGN.md)."""
+        """The `python -m gradviz probe --json` object (the contract: docs/cli.md)."""
         p = self.prediction
         predicted = None if p is None else {
             "preact_var": [finite_or_none(v) for v in p.preact_var],
@@ -99,8 +99,10 @@ class SignalProbe(LayerSignals):
             "delta_ratio_first_last": finite_or_none(p.delta_ratio_first_last),
         }
         out = {"config": self.config.to_dict(), "layers": list(self.layers),
-               "preact_rms": [finite_or_none(v) for v in self.preact_rms], "forward_rms": [finite_or_none(v) for v in self.forward_rms],
-               "grad_norm": [finite_or_none(v) for v in self.grad_norm], "ratio_first_last": finite_or_none(self.ratio_first_last),
+               "preact_rms": [finite_or_none(v) for v in self.preact_rms],
+               "forward_rms": [finite_or_none(v) for v in self.forward_rms],
+               "grad_norm": [finite_or_none(v) for v in self.grad_norm],
+               "ratio_first_last": finite_or_none(self.ratio_first_last),
                "grad_norm_per_example": None if self.grad_norm_per_example is None
                else [finite_or_none(v) for v in self.grad_norm_per_example],
                "ratio_first_last_per_example": finite_or_none(self.ratio_first_last_per_example),
@@ -133,7 +135,8 @@ def measure(config: RunConfig, x: np.ndarray, y: np.ndarray, data: dict | None =
     return probe_from(config, x, signals, time.perf_counter() - started, data)
 
 
-def probe_from(config: RunConfig, x: tf.Tensor, signals: LayerSignals, seconds: float, data: dict | None) -> SignalProbe:
+def probe_from(config: RunConfig, x: tf.Tensor, signals: LayerSignals, seconds: float,
+               data: dict | None) -> SignalProbe:
     """The probe of `config` from its measured signals on the images `x`."""
     return SignalProbe(**vars(signals), config=config, input_second_moment=float(tf.reduce_mean(tf.square(x))),
                        seconds=seconds, data=dict(data or {}, probe_size=int(x.shape[0])))
@@ -176,7 +179,8 @@ def _mlp_signals(config: RunConfig, x: tf.Tensor, y: tf.Tensor):
 
 def mlp_shapes(config: RunConfig) -> list[tuple[int, int]]:
     """A plain MLP's kernel shapes, input -> output."""
-    return [(INPUT_PIXELS, config.width)] + [(config.width, config.width)] * (config.depth - 1) + [(config.width, CLASSES)]
+    return ([(INPUT_PIXELS, config.width)] + [(config.width, config.width)] * (config.depth - 1)
+            + [(config.width, CLASSES)])
 
 
 def kernel_stats(a: tf.Tensor, deltas: tf.Tensor, batch: float | tf.Tensor) -> tf.Tensor:
@@ -209,7 +213,7 @@ def _keras_signals(config: RunConfig, x: tf.Tensor, y: tf.Tensor):
         inputs = model_inputs(model, x)
         with tf.GradientTape() as tape:
             if config.time_steps:
-                tape.watch(inputs[1])  # the zero state probe: its gradient is dL/dh_t (see ProbedCell)
+                tape.watch(inputs[1])  # the zero state tap: its gradient is dL/dh_t (see TappedCell)
             values = forward(inputs, training=True)
             loss = _loss(values[0], y)
         grads = tape.gradient(loss, watched + ([inputs[1]] if config.time_steps else []))
@@ -271,7 +275,19 @@ PROBES = ProbeCache()
 
 
 def probe(config: RunConfig, data_dir: str | None = None) -> SignalProbe:
-    """The init-time probe of `config` on the fixed probe batch (cached per probe_key)."""
+    """The untrained model of `config`, measured on the fixed probe batch beside the theory.
+
+    Args:
+        config: the model (training fields such as the optimizer do not change the measurement).
+        data_dir: a folder with MNIST (default: GRADVIZ_DATA_DIR, then the Keras cache).
+    Returns:
+        A SignalProbe: per kernel layer the forward RMS and gradient norms, the mean-field
+        prediction where it applies (`prediction`, `law`), and `to_json()` (docs/cli.md).
+        Cached per config in this process.
+    Raises:
+        MemoryLimit: the cost model puts the probe over GRADVIZ_MAX_MEMORY_MB (nothing is built).
+        DataUnavailable: no MNIST here (the message says where to put it).
+    """
     from gradviz.data import PROBE_IMAGES, probe_batch
 
     cached = PROBES.get_for(config)

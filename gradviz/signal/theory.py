@@ -51,7 +51,8 @@ ACTIVATIONS = {
     "linear": (lambda z: z, lambda z: np.ones_like(z)),
     "relu": (lambda z: np.maximum(z, 0.0), lambda z: (z > 0).astype(float)),
     "leaky_relu": (lambda z: np.where(z > 0, z, LEAKY_SLOPE * z), lambda z: np.where(z > 0, 1.0, LEAKY_SLOPE)),
-    "elu": (lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0.0))), lambda z: np.where(z > 0, 1.0, np.exp(np.minimum(z, 0.0)))),
+    "elu": (lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0.0))),
+            lambda z: np.where(z > 0, 1.0, np.exp(np.minimum(z, 0.0)))),
     "selu": (lambda z: SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0.0))),
              lambda z: SELU_SCALE * np.where(z > 0, 1.0, SELU_ALPHA * np.exp(np.minimum(z, 0.0)))),
     "gelu": (_gelu, _gelu_slope),
@@ -195,8 +196,9 @@ def law(config: RunConfig, prediction: Prediction | None) -> str:
     forward = forward_factor_per_layer(prediction)
     trend = "shrinks" if factor < 0.95 else "grows" if factor > 1.05 else "keeps its size"
     sentence = (f"χ = σ_w²·E[φ′(z)²] ≈ {np.mean(prediction.hidden_chi):.2g}: going back through a layer the gradient "
-                f"{trend} (×{factor:.2g}), going forward the signal's size changes ×{forward:.2g} per layer. A kernel's "
-                f"gradient is its input times the gradient reaching it: over {depth} layer{'s' * (depth != 1)} the first kernel's is "
+                f"{trend} (×{factor:.2g}), going forward the signal's size changes ×{forward:.2g} per layer. "
+                f"A kernel's gradient is its input times the gradient reaching it: over {depth} "
+                f"layer{'s' * (depth != 1)} the first kernel's is "
                 f"predicted at {prediction.ratio_first_last:.1e} of the output kernel's")
     if factor < 0.9 and forward < 0.9:
         sentence += " - both fade, so that ratio looks fine while every layer's gradient is small"

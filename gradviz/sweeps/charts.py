@@ -16,7 +16,8 @@ from gradviz.config import RULES, RunConfig
 
 # measure -> (measured key, theory key or None, axis title, log scale)
 MEASURES = {
-    "delta": ("delta_ratio_first_last", "predicted_delta_ratio", "gradient reaching layer 1 / the last hidden layer", True),
+    "delta": ("delta_ratio_first_last", "predicted_delta_ratio", "gradient reaching layer 1 / the last hidden layer",
+              True),
     "kernel": ("ratio_first_last", "predicted_ratio", "first kernel's gradient / output kernel's", True),
     "forward": ("forward_rms_last", "predicted_forward_rms_last", "activation RMS, last hidden layer", True),
     "accuracy": ("val_accuracy", None, "validation accuracy", False),

@@ -42,7 +42,8 @@ def parse_axis(text: str, allowed: tuple[str, ...], role: str) -> Axis:
     name, sep, spec = str(text).partition("=")
     name, spec = name.strip(), spec.strip()
     if not sep or not spec:
-        raise ConfigError(role, text, f"FIELD=SPEC, e.g. {allowed[0]}=2:20:10 (SPEC: v1,v2,... or start:stop:count[:log])")
+        raise ConfigError(role, text,
+                          f"FIELD=SPEC, e.g. {allowed[0]}=2:20:10 (SPEC: v1,v2,... or start:stop:count[:log])")
     if name not in allowed:
         raise ConfigError(role, name, "one of " + ", ".join(allowed))
     return Axis(name, _values(name, spec))
@@ -107,10 +108,12 @@ class SweepSpec:
         over `max_examples` training examples in all."""
         if self.y and self.y.field in (self.x.field, self.series.field if self.series else None):
             raise ConfigError("y", self.y.field, "a field other than x's and the series'")
-        count = len(self.x.values) * (len(self.series.values) if self.series else 1) * (len(self.y.values) if self.y else 1)
+        count = (len(self.x.values) * (len(self.series.values) if self.series else 1)
+                 * (len(self.y.values) if self.y else 1))
         limit = MAX_TRAINED_POINTS if self.train else MAX_INIT_POINTS
         if count > limit:
-            raise ConfigError("points", count, f"at most {limit} points {'trained' if self.train else 'at initialization'}")
+            raise ConfigError("points", count,
+                              f"at most {limit} points {'trained' if self.train else 'at initialization'}")
         points = self.points()
         for axis in (a for a in (self.x, self.series, self.y) if a):
             idle = next((c for *_, c in points if axis.field in c.unused_fields()), None)
@@ -129,7 +132,7 @@ class SweepSpec:
         initialization its probe) if it is over the cap; every point runs on its own, so the
         largest is what the sweep needs at once."""
         what = "training" if self.train else "probe"
-        worst = max((c for *_, c in self.points()), key=lambda c: limits.estimate(c, what).mb)
+        worst = max((c for *_, c in self.points()), key=lambda c: limits.estimate_memory(c, what).mb)
         limits.check_memory(worst, what, cap_mb=cap_mb)
 
     def within_memory(self, cap_mb: int | None = None) -> "SweepSpec | None":
@@ -137,7 +140,7 @@ class SweepSpec:
         no point fits): what a page offers in one click."""
         what = "training" if self.train else "probe"
         cap = limits.max_memory_mb() if cap_mb is None else cap_mb
-        over = [p for p in self.points() if limits.estimate(p[3], what).mb > cap]
+        over = [p for p in self.points() if limits.estimate_memory(p[3], what).mb > cap]
         axes = [a for a in (self.x, self.series, self.y) if a is not None]
         keep = {a.field: [v for v in a.values if not any(getattr(p[3], a.field) == v for p in over)] for a in axes}
         best = max(axes, key=lambda a: len(keep[a.field]) / len(a.values))  # cut the one axis that loses least
@@ -149,7 +152,7 @@ class SweepSpec:
             if axis is best:
                 cut[role] = Axis(axis.field, values)
         fitted = SweepSpec(self.base, cut["x"], cut["series"], cut["y"], self.train)
-        return fitted if all(limits.estimate(c, what).mb <= cap for *_, c in fitted.points()) else None
+        return fitted if all(limits.estimate_memory(c, what).mb <= cap for *_, c in fitted.points()) else None
 
     def within_budget(self, max_examples: int) -> "SweepSpec":
         """The largest sweep over the same points that fits: fewer images (then epochs) per point."""
@@ -189,7 +192,7 @@ class SweepResult:
     seconds: float = 0.0
 
     def to_json(self) -> dict:
-        """The `python -m gradviz sweep --json` object (contract in DESIGN.md)."""
+        """The `python -m gradviz sweep --json` object (the contract: docs/cli.md)."""
         return {"config": self.spec.base.to_dict(), "x": self.spec.x.to_json(),
                 "series": self.spec.series.to_json() if self.spec.series else None,
                 "y": self.spec.y.to_json() if self.spec.y else None,
@@ -202,7 +205,8 @@ def probe_point(xv, s, yv, probe) -> dict:
     """A point measured at initialization, with the theory's prediction where it applies."""
     depth = probe.config.depth
     prediction = probe.prediction
-    forward_last = probe.forward_rms[-2] if len(probe.forward_rms) > 1 else probe.forward_rms[-1]  # the last hidden layer
+    # the last hidden layer
+    forward_last = probe.forward_rms[-2] if len(probe.forward_rms) > 1 else probe.forward_rms[-1]
     return {"x": xv, "series": s, "y": yv, "ratio_first_last": finite_or_none(probe.ratio_first_last),
             "delta_ratio_first_last": finite_or_none(probe.delta_ratio_first_last),
             "forward_rms_last": finite_or_none(forward_last),

@@ -81,12 +81,14 @@ def judge_order_to_chaos(result: SweepResult) -> tuple[str, str]:
 
 
 def _spec(base: RunConfig, x: str, series: str | None = None, y: str | None = None) -> SweepSpec:
-    return SweepSpec(base, parse_axis(x, X_FIELDS, "x"), parse_axis(series, SERIES_FIELDS, "series") if series else None,
+    return SweepSpec(base, parse_axis(x, X_FIELDS, "x"),
+                     parse_axis(series, SERIES_FIELDS, "series") if series else None,
                      parse_axis(y, X_FIELDS, "y") if y else None)
 
 
 SWEEP_PRESETS: dict[str, SweepPreset] = {p.name: p for p in (
-    SweepPreset("glorot-bengio-depth", "Glorot & Bengio 2010: depth 2-16 with sigmoid, tanh and softsign, standard init",
+    SweepPreset("glorot-bengio-depth",
+                "Glorot & Bengio 2010: depth 2-16 with sigmoid, tanh and softsign, standard init",
                 _spec(WIDE.replace(initializer="random_uniform", init_std=0.036), "depth=2:16:8",
                       "activation=sigmoid,tanh,softsign"),
                 "With the standard initialization U[-1/√n, 1/√n], the gradient reaching the first layer shrinks "

@@ -50,7 +50,7 @@ def compiled_model(config: RunConfig, rerun: bool = False) -> keras.Model:
     weights go into the model compiled by the previous method of this config, whose optimizer
     state is zeroed: Keras keeps that model's traced train step, as gradviz_rerun keeps its graphs.
     """
-    model = build_model(config, probe=False)
+    model = build_model(config, tapped=False)
     previous = _last_compiled.get(config) if rerun else None
     if previous is None:
         model.compile(keras_optimizer(config), LOSS)
@@ -89,7 +89,8 @@ def time_seed_recipe(config: RunConfig, data: Dataset, rerun: bool = False) -> d
         per_layer = np.zeros(len(kernels))
         for start in range(0, len(y), config.batch_size):
             with tf.GradientTape() as tape:
-                loss = LOSS(y[start:start + config.batch_size], model(x[start:start + config.batch_size], training=True))
+                loss = LOSS(y[start:start + config.batch_size],
+                            model(x[start:start + config.batch_size], training=True))
             grads = tape.gradient(loss, kernels)
             per_layer += [float(tf.norm(g)) for g in grads]
         norms.append(per_layer / (len(y) // config.batch_size))
@@ -146,8 +147,10 @@ def run_bench(config: RunConfig, data: Dataset, repeats: int = 5) -> dict:
     methods then take turns `repeats` times and each reports its median, so that a burst of other
     load on the machine does not decide the ratio."""
     warm = config.replace(epochs=1, train_size=min(config.train_size, 4 * config.batch_size))
-    warm_data = dataclasses.replace(data, x_train=data.x_train[:warm.train_size], y_train=data.y_train[:warm.train_size],
-                                    x_val=data.x_val[:256], y_val=data.y_val[:256], requested_train_size=warm.train_size)
+    warm_data = dataclasses.replace(data, x_train=data.x_train[:warm.train_size],
+                                    y_train=data.y_train[:warm.train_size],
+                                    x_val=data.x_val[:256], y_val=data.y_val[:256],
+                                    requested_train_size=warm.train_size)
     for method in METHODS.values():
         method(warm, warm_data)
     runs = {name: [] for name in METHODS}
@@ -200,8 +203,10 @@ def preview_models() -> dict[str, RunConfig]:
     from gradviz.presets import PRESETS
 
     return {"mlp 6x128 (default)": RunConfig(), "mlp 10x256 sigmoid": PRESETS["seed-vanishing-sigmoid"].config,
-            "mlp 50x1024": RunConfig(depth=50, width=1024), "cnn (seed-fixed-resnet)": PRESETS["seed-fixed-resnet"].config,
-            "gru, 112 steps": PRESETS["rnn-gru"].config, "lstm, 28 steps": PRESETS["rnn-lstm"].config.replace(step_pixels=28)}
+            "mlp 50x1024": RunConfig(depth=50, width=1024),
+            "cnn (seed-fixed-resnet)": PRESETS["seed-fixed-resnet"].config,
+            "gru, 112 steps": PRESETS["rnn-gru"].config,
+            "lstm, 28 steps": PRESETS["rnn-lstm"].config.replace(step_pixels=28)}
 
 
 def time_preview(config: RunConfig, x: np.ndarray, y: np.ndarray, repeats: int) -> dict:
@@ -279,7 +284,8 @@ def run_sweep_bench(x: np.ndarray, y: np.ndarray, data: Dataset) -> dict:
     base = RunConfig(depth=4, width=128, train_size=2000, epochs=1)
     for name, axis in (("learning_rate", "learning_rate=0.0001:0.01:10:log"), ("depth", "depth=1:10:10")):
         spec = SweepSpec(base, parse_axis(axis, X_FIELDS, "x"), train=True)
-        sized = dataclasses.replace(data, x_train=data.x_train[:2000], y_train=data.y_train[:2000], requested_train_size=2000)
+        sized = dataclasses.replace(data, x_train=data.x_train[:2000], y_train=data.y_train[:2000],
+                                    requested_train_size=2000)
         clear_step_graphs()
         out[f"trained_{name}_sweep_seconds"] = _seconds(lambda: run_trained(spec, lambda c: train(c, sized)))
 

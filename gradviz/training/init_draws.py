@@ -75,4 +75,5 @@ def _normal(family: str, seed: int, shape: tuple[int, ...]) -> tf.Tensor:
 
 def _uniform(seed: int, shape: tuple[int, ...], minval: float, maxval: float) -> tf.Tensor:
     unit = DRAWS.get_or_draw(("uniform", seed, shape), lambda: keras.random.uniform(shape, seed=seed, dtype="float32"))
-    return unit * (np.float32(maxval) - np.float32(minval)) + np.float32(minval)  # as TensorFlow computes it, in float32
+    # as TensorFlow computes it, in float32
+    return unit * (np.float32(maxval) - np.float32(minval)) + np.float32(minval)

@@ -1,4 +1,5 @@
-"""RunConfig -> keras.Model: a deep MLP or the seed article's ResNet-style CNN, with stable layer names."""
+"""RunConfig -> keras.Model: a deep MLP, the seed article's ResNet-style CNN, or a SimpleRNN/LSTM/GRU over
+the image read as a sequence; stable layer names."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from gradviz.training.tf_setup import keras, tf
 # Layer naming contract (charts, diagnosis and tests rely on it):
 #   mlp: hidden_01 ... hidden_NN (Dense kernels), hidden_NN_bn, hidden_NN_act, hidden_NN_add, output
 #   cnn: stem, block_KK_conv1, block_KK_conv2, block_KK_proj (1x1, on stride), *_bn, *_act, output
+#   rnn/lstm/gru: to_sequence, recurrent (its input_kernel and recurrent_kernel), output
 
 
 def make_initializer(config: RunConfig, index: int) -> keras.initializers.Initializer:
@@ -60,7 +62,8 @@ class _Builder:
         return keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
 
     def act(self, x, name: str):
-        # A separate Activation layer (not Dense(activation=...)) so probes can read its output.
+        # A separate Activation layer (not Dense(activation=...)) so the snapshots and the init-time probe can
+        # read its output.
         return keras.layers.Activation(self.config.activation, name=f"{name}{ACT_SUFFIX}")(x)
 
     def skip(self, block_in, branch_out, name: str, project):
@@ -111,7 +114,7 @@ def _cnn(b: _Builder, x):
     return keras.layers.GlobalAveragePooling2D(name="pool")(x)
 
 
-class ProbedCell(keras.layers.Layer):
+class TappedCell(keras.layers.Layer):
     """An RNN cell whose hidden state gets an all-zero extra input added: h_t = cell(x_t, h_t-1) + z_t.
     z changes no value, but dloss/dz_t is the total gradient reaching h_t (through every later
     step and the output), so one backward pass yields the gradient at every time step."""
@@ -139,9 +142,9 @@ def _recurrent_init(config: RunConfig, index: int):
     return keras.initializers.get({"class_name": config.recurrent_initializer, "config": {"seed": seed}})
 
 
-def _recurrent(b: _Builder, x, probe: bool):
+def _recurrent(b: _Builder, x, tapped: bool):
     """The image as a sequence of time_steps chunks of step_pixels pixels, through one recurrent
-    layer; returns (last hidden state, the zero probe input or None)."""
+    layer; returns (last hidden state, the zero tap input or None)."""
     config = b.config
     steps, pixels, units = config.time_steps, config.step_pixels, config.width
     sequence = keras.layers.Reshape((steps, pixels), name="to_sequence")(x)
@@ -149,21 +152,21 @@ def _recurrent(b: _Builder, x, probe: bool):
     cell = {"rnn": lambda: keras.layers.SimpleRNNCell(units, activation=config.activation, **common),
             "lstm": lambda: keras.layers.LSTMCell(units, **common),
             "gru": lambda: keras.layers.GRUCell(units, **common)}[config.architecture]()
-    if not probe:  # plain Keras, for comparisons (bench)
+    if not tapped:  # plain Keras, for comparisons (bench)
         return keras.layers.RNN(cell, name="recurrent")(sequence), None
-    state_probe = keras.Input((steps, units), name="state_probe")
-    joined = keras.layers.Concatenate(name="with_probe")([sequence, state_probe])
-    return keras.layers.RNN(ProbedCell(cell, pixels), name="recurrent")(joined), state_probe
+    state_tap = keras.Input((steps, units), name="state_tap")
+    joined = keras.layers.Concatenate(name="with_tap")([sequence, state_tap])
+    return keras.layers.RNN(TappedCell(cell, pixels), name="recurrent")(joined), state_tap
 
 
-def build_model(config: RunConfig, probe: bool = True) -> keras.Model:
+def build_model(config: RunConfig, tapped: bool = True) -> keras.Model:
     """The model a config describes; outputs logits (the loss applies softmax). Recurrent models
-    take a second, all-zero input, the state probe of ProbedCell (probe=False: plain Keras)."""
+    take a second, all-zero input, the state tap of TappedCell (tapped=False: plain Keras)."""
     b = _Builder(config)
     inputs = keras.Input((28, 28), name="pixels")
     if config.architecture in RECURRENT:
-        features, state_probe = _recurrent(b, inputs, probe)
-        inputs = [inputs, state_probe] if probe else inputs
+        features, state_tap = _recurrent(b, inputs, tapped)
+        inputs = [inputs, state_tap] if tapped else inputs
     else:
         features = _cnn(b, inputs) if config.architecture == "cnn" else _mlp(b, inputs)
     logits = keras.layers.Dense(CLASSES, kernel_initializer=b._init(), name="output")(features)
@@ -171,7 +174,7 @@ def build_model(config: RunConfig, probe: bool = True) -> keras.Model:
 
 
 def model_inputs(model: keras.Model, x):
-    """What to call the model with: the pixels, plus the zero state probe for recurrent models."""
+    """What to call the model with: the pixels, plus the zero state tap for recurrent models."""
     if len(model.inputs) == 1:
         return x
     x = tf.convert_to_tensor(x, tf.float32)
@@ -196,7 +199,7 @@ def tracked_kernels(model: keras.Model) -> list[tuple[str, object]]:
     tracked = []
     for layer in kernel_layers(model):
         if isinstance(layer, keras.layers.RNN):
-            cell = getattr(layer.cell, "cell", layer.cell)  # unwrap ProbedCell
+            cell = getattr(layer.cell, "cell", layer.cell)  # unwrap TappedCell
             tracked += [("input_kernel", cell.kernel), ("recurrent_kernel", cell.recurrent_kernel)]
         else:
             tracked.append((layer.name, layer.kernel))

@@ -209,22 +209,25 @@ class StepGraphs:
 
     def _tower(self, xb, yb, weights, moving):
         """Forward and backward pass on a slice of the batch: its share of the batch-mean loss,
-        its correct count, and its share of every gradient (plus the state probe's, through time),
+        its correct count, and its share of every gradient (plus the state tap's, through time),
         with batch norm's updated moving statistics."""
         inputs = model_inputs(self.model, xb)
         with tf.GradientTape() as tape:
             tape.watch(weights)
             if self.time_steps:
-                tape.watch(inputs[1])  # the zero state probe: its gradient is dloss/dh_t
+                tape.watch(inputs[1])  # the zero state tap: its gradient is dloss/dh_t
             logits, moved = self._call(self.model, inputs, weights, moving, training=True)
             losses = keras.losses.sparse_categorical_crossentropy(yb, logits, from_logits=True)
             loss = tf.reduce_sum(losses) / self.config.batch_size  # this slice's share of the batch mean
         grads = tape.gradient(loss, list(weights) + ([inputs[1]] if self.time_steps else []))
+        unreached = [v.path for v, g in zip(self.trainable, grads) if g is None]
+        if unreached:  # traced only: a graph in which the loss does not depend on a weight is a bug
+            raise RuntimeError(f"the traced loss does not reach {unreached} ({self.config.to_strings(True)})")
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), yb), tf.float32))
         return loss, correct, grads, moved
 
     def _gradients(self, xb, yb, weights, moving):
-        """Batch-mean loss, correct count, gradients (the state probe's last, for recurrent
+        """Batch-mean loss, correct count, gradients (the state tap's last, for recurrent
         models) and moving statistics, from one tower call per slice of the batch. Only MLPs
         without batch norm are ever split (see tower_sizes), so every gradient here is a sum over
         the slices and there are no moving statistics."""

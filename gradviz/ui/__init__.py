@@ -1,3 +1,3 @@
-"""gradviz's Streamlit code, and the only package that imports streamlit: one module per page
-(explorer, compare, seed, guide, through_time), and the pieces they share (session, controls,
-runner, components, export, text, navigation)."""
+"""gradviz's Streamlit code, and the only package that imports streamlit: the pages (ui/pages/, one
+module each) and the pieces they share (navigation, session, controls, runner, limits, init_view,
+components, export, present, text, warmup)."""

@@ -74,7 +74,8 @@ def sidebar_controls() -> tuple[AppState, list[str]]:
     _slider("Width (units / base filters)", "width", WIDTHS)
     sb.selectbox("Activation", ACTIVATIONS, key=widget_key("activation"))
     sb.selectbox("Initializer", INITIALIZERS, key=widget_key("initializer"))
-    _slider("Init std σ", "init_std", STDS, disabled=st.session_state[widget_key("initializer")] not in SCALED_INITIALIZERS,
+    _slider("Init std σ", "init_std", STDS,
+            disabled=st.session_state[widget_key("initializer")] not in SCALED_INITIALIZERS,
             help="Used by random_normal and random_uniform only")
     _slider("Orthogonal gain", "init_gain", GAINS, disabled=st.session_state[widget_key("initializer")] != "orthogonal",
             help="Used by orthogonal only: the kernel is a random orthogonal matrix times this gain")

@@ -21,7 +21,8 @@ def export_panel(result: RunResult, state: AppState) -> None:
     st.code(share_link(state), language=None)
     stem = state.preset or f"gradviz-{state.config.cache_key()}"
     a, b, c = st.columns(3)
-    a.download_button("Steps as CSV", data=lambda: result.steps_frame().to_csv(index=False), file_name=f"{stem}-steps.csv",
+    a.download_button("Steps as CSV", data=lambda: result.steps_frame().to_csv(index=False),
+                      file_name=f"{stem}-steps.csv",
                       mime="text/csv", icon=":material/table:", on_click="ignore")
     b.download_button("Run as JSON", data=lambda: run_json(result), file_name=f"{stem}.json", mime="application/json",
                       icon=":material/data_object:", on_click="ignore")

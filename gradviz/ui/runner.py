@@ -17,6 +17,7 @@ from gradviz.result import RunResult
 from gradviz.serving import cluster, cost
 from gradviz.serving.gate import QueueFull, Superseded, work_capacity_mb
 from gradviz.serving.limits import MemoryLimit
+from gradviz.serving.lru import BUDGET, cache_budget_mb
 from gradviz.serving.malloc import limit_malloc_arenas, release_free_memory
 from gradviz.serving.results import COORDINATOR
 from gradviz.serving.store import ResultStore
@@ -139,7 +140,7 @@ def obtain_result(config: RunConfig, run_requested: bool, present: bool, fix_but
     # The limits are checked before Run is pressed too, so a config over them says so at once.
     if not examples_ok(config, fix_button) or not memory_ok(config, "training", fix_button):
         return None
-    if not run_requested or not _data_available():
+    if not _data_available() or not run_requested:  # missing data is said on every run of the page, once
         return None
     live = LiveView(present)
     if cluster.address() is not None and cluster.client() is not None:  # the cluster queues and trains
@@ -223,3 +224,5 @@ def _train_for_session(config: RunConfig, dataset, live: LiveView) -> RunResult 
         where = result.meta.get("where", "in-process") if result is not None else "in-process"
         LOG.info("training %s %s after %d steps, %.1f s (%s)", tag, outcome, steps, time.monotonic() - started, where)
         release_free_memory()  # what this training freed goes back to the OS before the next one starts
+        LOG.info("caches hold %s of %d MB", ", ".join(f"{name} {size / 2**20:.0f} MB" for name, size in
+                                                       BUDGET.sizes().items()) or "nothing", cache_budget_mb())

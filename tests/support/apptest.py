@@ -52,7 +52,8 @@ def heatmap(at: AppTest) -> tuple[dict, list[int]]:
 def series_values(spec_rows_at, title: str, series: str) -> list[float]:
     """The values a chart draws for one series, read back from its inline data."""
     element = next(e for e in spec_rows_at.get("vega_lite_chart") if json.loads(e.proto.spec).get("title") == title)
-    raw = [d.data.data for d in element.proto.datasets] + ([element.proto.data.data] if element.proto.HasField("data") else [])
+    raw = ([d.data.data for d in element.proto.datasets]
+           + ([element.proto.data.data] if element.proto.HasField("data") else []))
     tables = [pa.ipc.open_stream(r).read_all().to_pandas() for r in raw]
     frame = next(t for t in tables if "series" in t and series in set(t.series))
     return frame[frame.series == series].sort_values("depth").value.tolist()

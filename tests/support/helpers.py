@@ -1,4 +1,5 @@
-"""Plain helpers for tests: where things are, tiny generated datasets, what Markdown shows."""
+"""Plain helpers for tests: where things are, tiny generated datasets, what Markdown shows, a
+verdict read off findings."""
 
 import re
 from pathlib import Path
@@ -30,3 +31,17 @@ def make_dataset(n_train: int = 256, n_val: int = 128, seed: int = 0) -> Dataset
     x_train, y_train = draw(n_train)
     x_val, y_val = draw(n_val)
     return Dataset(x_train, y_train, x_val, y_val, "generated", "test", "test", n_train)
+
+
+def verdict_from_findings(expect: str, findings) -> str:
+    """The verdict the documented rule gives (docs/diagnosis.md), read off the findings here rather
+    than through gradviz.presets.verdict: a problem preset is reproduced when its kind is found at
+    warning or worse; a healthy one when nothing is at warning or worse and `healthy` is there."""
+    problems = [f for f in findings if f.severity != "info"]
+    if expect == "healthy":
+        if not problems and any(f.kind == "healthy" for f in findings):
+            return "reproduced"
+        return "partly" if not problems else "not reproduced"
+    if any(f.kind == expect for f in problems):
+        return "reproduced"
+    return "partly" if any(f.kind == expect for f in findings) else "not reproduced"

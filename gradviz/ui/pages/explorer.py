@@ -46,7 +46,8 @@ def explorer_page() -> None:
     findings_panel(findings, stale=result.config != state.config)
     where = result.meta.get("where", "in-process")
     st.caption(f"Data: {literal(result.data['description'])}. Trained {result.steps_done:,} steps in "
-               f"{result.seconds:.1f} s" + ("." if where == "in-process" else f" on the cluster's worker {literal(where)}."))
+               f"{result.seconds:.1f} s"
+               + ("." if where == "in-process" else f" on the cluster's worker {literal(where)}."))
     detail_tabs(result, state, probe)
 
 

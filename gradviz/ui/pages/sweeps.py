@@ -9,7 +9,14 @@ import streamlit as st
 from gradviz.config import ConfigError, RunConfig
 from gradviz.data import PROBE_IMAGES, probe_batch
 from gradviz.serving import cost
-from gradviz.serving.limits import MemoryLimit, closest_fitting, describe_change, estimate, max_examples, memory_message
+from gradviz.serving.limits import (
+    MemoryLimit,
+    closest_fitting,
+    describe_change,
+    estimate_memory,
+    max_examples,
+    memory_message,
+)
 from gradviz.serving.results import COORDINATOR
 from gradviz.signal import theory
 from gradviz.sweeps import charts as sweep_charts
@@ -68,7 +75,8 @@ def _inputs(base: RunConfig) -> tuple[SweepSpec | None, list[str]]:
     x_text = x_col.text_input("x: field=values", key="sweep_x", help=f"One of {', '.join(X_FIELDS)}; values "
                               "as v1,v2,... or start:stop:count, add :log for a log range")
     series_text = series_col.text_input("Series (optional)", key="sweep_series",
-                                        placeholder="activation=sigmoid,tanh", help=f"One of {', '.join(SERIES_FIELDS)}")
+                                        placeholder="activation=sigmoid,tanh",
+                                        help=f"One of {', '.join(SERIES_FIELDS)}")
     y_text = y_col.text_input("y for a phase diagram (optional)", key="sweep_y", placeholder="depth=2,5,10,20,50")
     mode_col.radio("Mode", ("At initialization", "Trained"), key="sweep_mode", on_change=_short_runs)
     try:
@@ -153,7 +161,7 @@ def _fits(spec: SweepSpec) -> bool:
         st.button(f"Leave out the {left_out} point(s) over the cap", on_click=_set_axes, args=(fitted,),
                   icon=":material/memory:", key="sweep_memory_fit")
     elif limit.closest is not None:
-        base = closest_fitting(spec.base, lambda c: max(estimate(p[3], limit.what).mb for p in
+        base = closest_fitting(spec.base, lambda c: max(estimate_memory(p[3], limit.what).mb for p in
                                                        SweepSpec(c, spec.x, spec.series, spec.y).points()),
                                limit.cap_mb)
         if base is not None:
