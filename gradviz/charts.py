@@ -251,7 +251,7 @@ def weight_hist_chart(result: RunResult, layers: list[str] | None = None, column
 
 
 def activation_hist_chart(result: RunResult, layers: list[str] | None = None, columns: int = 3) -> alt.FacetChart:
-    """Per-layer activation distributions on the probe images: initial vs last snapshot."""
+    """Per-layer activation distributions on the snapshot images: initial vs last snapshot."""
     chosen = list(layers) if layers else spread(result.act_layers)
     frame = result.act_hist_frame()
     frame = frame[frame.layer.isin(chosen)]

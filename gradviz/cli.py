@@ -13,7 +13,7 @@ from gradviz.config import ConfigError, RunConfig
 from gradviz.data import DataUnavailable
 from gradviz.presets import PRESETS, Preset, get_preset
 from gradviz.report import format_preview, format_probe, format_report, format_sweep
-from gradviz.serving.limits import MemoryLimit, check_memory
+from gradviz.serving.limits import OUT_OF_MEMORY, MemoryLimit, check_memory
 from gradviz.training.quiet import QUIET_ENV
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
@@ -363,7 +363,6 @@ def _sweep_names() -> list[str]:
     return list(SWEEP_PRESETS)
 
 
-OUT_OF_MEMORY = ("MemoryError", "ResourceExhaustedError")  # Python's, and TensorFlow's (not imported here)
 
 
 def main(argv: list[str] | None = None) -> int:

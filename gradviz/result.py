@@ -49,7 +49,7 @@ class RunResult:
     pooled_edges: np.ndarray  # [WB + 1] one grid for all kernels together
     pooled_hist: np.ndarray  # [E, WB] every kernel's weights pooled (the seed article's histogram)
     act_edges: np.ndarray  # [A, AB + 1]
-    act_hist: np.ndarray  # [E, A, AB] counts on the fixed probe batch
+    act_hist: np.ndarray  # [E, A, AB] counts on the fixed snapshot images (the first 512 validation images)
     act_stats: np.ndarray  # [E, A, 4] see ACT_STATS
     step_stride: int = 1
     steps_done: int = 0

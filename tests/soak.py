@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -95,8 +96,9 @@ async def visit(socket, view: View, timeout: float) -> dict:
             text = "".join(seen)
             if view.expect not in text:
                 return {"view": view.name, "ok": False, "why": f"finished without {view.expect!r}"}
-            if "Training failed" in text or "ran out of memory" in text:
-                return {"view": view.name, "ok": False, "why": "a training failed"}
+            failed = re.search(r"\w+ failed \(|ran out of memory|does not reach", text)
+            if failed:
+                return {"view": view.name, "ok": False, "why": f"the page says {failed.group(0)!r}"}
             return {"view": view.name, "ok": True, "seconds": time.monotonic() - started}
     return {"view": view.name, "ok": False, "why": f"not finished after {timeout:.0f} s"}
 

@@ -35,7 +35,7 @@ def wrapped(*args, env=None, timeout=300):
 
 
 @pytest.mark.parametrize("command", ["probe", "run"])
-def test_a_config_over_the_memory_cap_is_refused_in_one_line_before_anything_loads(command):
+def test_a_config_over_the_memory_cap_is_refused_in_one_line_before_tensorflow_loads(command):
     report, stderr = wrapped(command, *HUGE_CNN)
     assert report["code"] == 2
     lines = stderr.strip().splitlines()

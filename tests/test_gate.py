@@ -7,8 +7,15 @@ import time
 import pytest
 
 from gradviz.config import RunConfig
-from gradviz.serving import gate as runs
-from gradviz.serving.gate import MemoryGate, TrainingGate
+from gradviz.serving.gate import (
+    DEFAULT_MAX_QUEUE,
+    MAX_QUEUE_ENV,
+    RECLAIM_SECONDS,
+    MemoryGate,
+    QueueFull,
+    TrainingGate,
+    max_queue,
+)
 from gradviz.serving.results import nearest
 from support.gate import Holder, wait_until, waiter
 
@@ -116,18 +123,18 @@ def order_after_a_rerun(gate, clock, back_after: float) -> list[str]:
 def test_a_session_that_reruns_while_queued_gets_its_place_back_for_a_moment():
     clock = [0.0]
     gate = TrainingGate(poll_seconds=0.01, clock=lambda: clock[0])
-    assert order_after_a_rerun(gate, clock, runs.RECLAIM_SECONDS / 2) == ["s1", "s2"]
+    assert order_after_a_rerun(gate, clock, RECLAIM_SECONDS / 2) == ["s1", "s2"]
     # Too late: the place has gone, and the session queues behind whoever came meanwhile.
-    assert order_after_a_rerun(gate, clock, 2 * runs.RECLAIM_SECONDS) == ["s2", "s1"]
+    assert order_after_a_rerun(gate, clock, 2 * RECLAIM_SECONDS) == ["s2", "s1"]
 
 
 def test_the_queue_turns_newcomers_away_at_its_cap(monkeypatch):
-    monkeypatch.setenv(runs.MAX_QUEUE_ENV, "2")
+    monkeypatch.setenv(MAX_QUEUE_ENV, "2")
     gate = TrainingGate(poll_seconds=0.01)
     holder, order, outcome = Holder(gate), [], []
     threads = [waiter(gate, owner, order, outcome) for owner in ("s1", "s2")]
     wait_until(lambda: gate.waiting == 2)
-    with pytest.raises(runs.QueueFull) as full:
+    with pytest.raises(QueueFull) as full:
         with gate.turn(owner="s3"):
             pass
     assert (full.value.waiting, full.value.cap) == (2, 2)
@@ -142,12 +149,12 @@ def test_the_queue_turns_newcomers_away_at_its_cap(monkeypatch):
 
 
 def test_queue_cap_from_the_environment(monkeypatch):
-    monkeypatch.delenv(runs.MAX_QUEUE_ENV, raising=False)
-    assert runs.max_queue() == runs.DEFAULT_MAX_QUEUE
-    monkeypatch.setenv(runs.MAX_QUEUE_ENV, "0")
-    assert runs.max_queue() == 0
-    monkeypatch.setenv(runs.MAX_QUEUE_ENV, "lots")
-    assert runs.max_queue() == runs.DEFAULT_MAX_QUEUE
+    monkeypatch.delenv(MAX_QUEUE_ENV, raising=False)
+    assert max_queue() == DEFAULT_MAX_QUEUE
+    monkeypatch.setenv(MAX_QUEUE_ENV, "0")
+    assert max_queue() == 0
+    monkeypatch.setenv(MAX_QUEUE_ENV, "lots")
+    assert max_queue() == DEFAULT_MAX_QUEUE
 
 
 def test_the_nearest_run_differs_in_the_fewest_fields_that_matter():
@@ -171,33 +178,35 @@ def test_memory_gate_holds_work_past_its_capacity_until_room_is_made():
 
 
 def test_memory_gate_serves_reservations_in_arrival_order():
-    gate = MemoryGate(capacity_mb=lambda: 100, poll_seconds=0.01)
+    memory = MemoryGate(capacity_mb=lambda: 100, poll_seconds=0.01)
     order = []
     holder = threading.Event()
 
     def hold():
-        with gate.reserve(90):
+        with memory.reserve(50):
             holder.wait(5)
 
     first = threading.Thread(target=hold)
     first.start()
-    wait_until(lambda: gate.reserved == 90)
-    big = threading.Thread(target=lambda: _ordered(gate, 60, "big", order))
+    wait_until(lambda: memory.reserved == 50)
+    big = threading.Thread(target=lambda: _ordered(memory, 60, "big", order, hold_for=0.2))
     big.start()
-    wait_until(lambda: len(gate._waiting) == 1)
-    small = threading.Thread(target=lambda: _ordered(gate, 5, "small", order))  # fits now, but the big one was first
+    wait_until(lambda: len(memory._waiting) == 1)
+    small = threading.Thread(target=lambda: _ordered(memory, 45, "small", order))  # fits now: 50 + 45 <= 100
     small.start()
-    wait_until(lambda: len(gate._waiting) == 2)
-    assert order == []
+    wait_until(lambda: len(memory._waiting) == 2)
+    threading.Event().wait(0.1)
+    assert order == []  # the small one waits behind the big one that came first
     holder.set()
     for thread in (first, big, small):
         thread.join(5)
-    assert order == ["big", "small"] and gate.reserved == 0
+    assert order == ["big", "small"] and memory.reserved == 0
 
 
-def _ordered(gate, mb, name, order, on_wait=None):
-    with gate.reserve(mb, on_wait=on_wait):
+def _ordered(memory, mb, name, order, on_wait=None, hold_for=0.0):
+    with memory.reserve(mb, on_wait=on_wait):
         order.append(name)
+        threading.Event().wait(hold_for)
 
 
 def test_memory_gate_lets_a_waiter_that_gives_up_leave_the_line():
@@ -215,8 +224,24 @@ def test_memory_gate_lets_a_waiter_that_gives_up_leave_the_line():
         assert gate.reserved == 10
 
 
-def test_memory_gate_runs_an_oversized_reservation_alone():
-    gate = MemoryGate(capacity_mb=lambda: 10, poll_seconds=0.01)
-    with gate.reserve(50):
-        assert gate.reserved == 50
+def test_memory_gate_runs_an_oversized_reservation_alone_once_nothing_else_is_held():
+    memory = MemoryGate(capacity_mb=lambda: 10, poll_seconds=0.01)
+    release, order = threading.Event(), []
+
+    def small():
+        with memory.reserve(0.1 + 0.2):  # float sums that do not come back to exactly 0 must not matter
+            order.append("small")
+            release.wait(5)
+
+    holder = threading.Thread(target=small)
+    holder.start()
+    wait_until(lambda: order == ["small"])
+    big = threading.Thread(target=lambda: _ordered(memory, 50, "oversized", order))
+    big.start()
+    wait_until(lambda: len(memory._waiting) == 1)
+    assert order == ["small"]  # it waits while anything is held
+    release.set()
+    for thread in (holder, big):
+        thread.join(5)
+    assert order == ["small", "oversized"] and memory.holders == 0
 

@@ -1,48 +1,49 @@
 """What one request may ask of the server: the examples budget and the memory cap, their messages,
 and the closest config that fits."""
 
+import math
+
 import pytest
 
 from gradviz.config import RULES, RunConfig
-from gradviz.serving import cost
-from gradviz.serving import limits as runs
+from gradviz.serving import cost, limits
 from gradviz.serving.limits import MemoryLimit, check_memory, closest_fitting, describe_change, max_memory_mb
 
 
 def test_budget_from_the_environment(monkeypatch):
-    monkeypatch.delenv(runs.MAX_EXAMPLES_ENV, raising=False)
-    assert runs.max_examples() == runs.DEFAULT_MAX_EXAMPLES
-    monkeypatch.setenv(runs.MAX_EXAMPLES_ENV, "50_000")
-    assert runs.max_examples() == 50_000
+    monkeypatch.delenv(limits.MAX_EXAMPLES_ENV, raising=False)
+    assert limits.max_examples() == limits.DEFAULT_MAX_EXAMPLES
+    monkeypatch.setenv(limits.MAX_EXAMPLES_ENV, "50_000")
+    assert limits.max_examples() == 50_000
     for junk in ("-5", "0", "lots", "1e9"):  # a host's typo falls back to the default, it does not crash
-        monkeypatch.setenv(runs.MAX_EXAMPLES_ENV, junk)
-        assert runs.max_examples() == runs.DEFAULT_MAX_EXAMPLES
+        monkeypatch.setenv(limits.MAX_EXAMPLES_ENV, junk)
+        assert limits.max_examples() == limits.DEFAULT_MAX_EXAMPLES
 
 
 def test_over_budget_names_the_numbers_and_within_budget_fits():
     config = RunConfig(epochs=10, train_size=8000)
-    assert runs.over_budget(config, 80_000) is None  # exactly at the cap is allowed
-    message = runs.over_budget(config, 50_000)
+    assert limits.over_budget(config, 80_000) is None  # exactly at the cap is allowed
+    message = limits.over_budget(config, 50_000)
     assert "80,000" in message and "10 epochs" in message and "8,000 images" in message and "50,000" in message
-    fitted = runs.within_budget(config, 50_000)
+    fitted = limits.within_budget(config, 50_000)
     assert (fitted.epochs, fitted.train_size) == (6, 8000)  # fewer epochs first, images kept
-    fitted = runs.within_budget(config, 5_000)
+    fitted = limits.within_budget(config, 5_000)
     assert (fitted.epochs, fitted.train_size) == (1, 5000)  # then fewer images
-    assert runs.within_budget(config, 80_000) is config
+    assert limits.within_budget(config, 80_000) is config
     for limit in (100, 999, 12_345, 300_000):
-        fitted = runs.within_budget(RunConfig(epochs=100, train_size=60000, batch_size=64), limit)
-        assert runs.examples(fitted) <= max(limit, 100) and fitted.epochs >= 1
+        fitted = limits.within_budget(RunConfig(epochs=100, train_size=60000, batch_size=64), limit)
+        assert limits.examples(fitted) <= max(limit, 100) and fitted.epochs >= 1
 
 
 
 def test_memory_cap_from_the_environment(monkeypatch):
-    monkeypatch.delenv(runs.MAX_MEMORY_ENV, raising=False)
-    assert max_memory_mb() == runs.DEFAULT_MAX_MEMORY_MB
-    monkeypatch.setenv(runs.MAX_MEMORY_ENV, "1_500")
+    monkeypatch.delenv(limits.MAX_MEMORY_ENV, raising=False)
+    assert max_memory_mb() == limits.DEFAULT_MAX_MEMORY_MB
+    monkeypatch.setenv(limits.MAX_MEMORY_ENV, "1_500")
     assert max_memory_mb() == 1500
     for junk in ("0", "-1", "a lot", "2.5"):
-        monkeypatch.setenv(runs.MAX_MEMORY_ENV, junk)
-        assert max_memory_mb() == runs.DEFAULT_MAX_MEMORY_MB
+        monkeypatch.setenv(limits.MAX_MEMORY_ENV, junk)
+        assert max_memory_mb() == limits.DEFAULT_MAX_MEMORY_MB
 
 
 def test_a_config_over_the_cap_is_refused_with_the_numbers_and_the_closest_that_fits():
@@ -68,9 +69,13 @@ def test_the_closest_config_changes_the_least_it_can():
     changed = [f for f in RULES if getattr(closest, f) != getattr(config, f)]
     assert len(changed) == 1  # one field is enough here ...
     field = changed[0]
-    # ... and no larger value of it fits
-    larger = [v for v in runs._smaller_values(config, field) if v > getattr(closest, field)]
-    assert all(size(config.replace(**{field: v})) > 800 for v in larger)
+    cut = math.log(getattr(config, field) / getattr(closest, field))
+    # ... and no other single change that fits cuts less: each field's largest fitting value cuts at least as much
+    for other in ("batch_size", "train_size", "width", "depth"):
+        fitting = [v for v in limits._smaller_values(config, other)
+                   if size(limits._with(config, other, v)) <= 800]
+        if fitting:
+            assert math.log(getattr(config, other) / max(fitting)) >= cut - 1e-12, (other, max(fitting), field)
 
 
 def test_nothing_fits_under_a_cap_below_the_smallest_network():

@@ -4,7 +4,7 @@ returned, never kept; the budget read from GRADVIZ_CACHE_MB."""
 import threading
 
 from gradviz.serving.lru import CACHE_MB_ENV, DEFAULT_CACHE_MB, BoundedLRU, CacheBudget, cache_budget_mb
-from gradviz.serving.results import ResultCache
+from gradviz.serving.results import ENTRY_OVERHEAD, ResultCache
 from support.results import fake_result
 
 
@@ -64,7 +64,7 @@ def test_the_budget_follows_the_environment(monkeypatch):
 
 def test_results_are_counted_by_their_arrays_and_listed_by_recency():
     one = fake_result(steps=1000)
-    budget = CacheBudget(int(one.nbytes() * 2.5))
+    budget = CacheBudget(int((one.nbytes() + ENTRY_OVERHEAD) * 2.5))
     cache = ResultCache(budget=budget)
     for key in "abcde":
         cache.put(key, fake_result(steps=1000, config=fake_result().config.replace(seed=ord(key))))

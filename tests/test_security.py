@@ -62,5 +62,6 @@ def test_the_servers_safety_settings_are_in_force():
     assert options["server.enableCORS"] == "true"  # CORS *protection* on: no cross-origin access
     assert options["server.maxUploadSize"] == "1"
     assert options["server.enableStaticServing"] == "false"
+    assert options["server.fileWatcherType"] == '"none"'  # the TOML string, as config show prints it
     assert options["browser.gatherUsageStats"] == "false"
     assert options["client.showErrorDetails"] == '"none"'

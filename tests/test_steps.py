@@ -148,3 +148,20 @@ def test_the_cache_lets_the_template_model_go_once_both_graphs_are_traced(tiny_d
     assert template() is None
     assert step_graphs(build_model(config), config) is graphs
     assert_same_records(train(config, tiny_data), train(config, tiny_data))  # still serves runs
+
+
+@pytest.mark.parametrize("keep", [0, 37, 130])
+def test_evaluation_in_small_batches_gives_the_numbers_of_one_call(keep, tiny_data):
+    """A wide model is evaluated in batches of a few dozen images (gradviz.serving.cost.eval_batch):
+    the loss, the accuracy and the first `keep` images' activations are those of a single call."""
+    config = SHAPES["mlp-bn-residual"]
+    compiled = CompiledSteps(build_model(config), config, tiny_data.x_train, tiny_data.y_train)
+    compiled.eval_batch = 1000
+    whole = compiled.evaluate(tiny_data.x_val, tiny_data.y_val, keep=keep)
+    compiled.eval_batch = 50  # 128 images: two full calls and a partial one
+    parts = compiled.evaluate(tiny_data.x_val, tiny_data.y_val, keep=keep)
+    np.testing.assert_allclose(parts[:2], whole[:2], rtol=1e-6)
+    assert len(parts[2]) == len(whole[2]) == len(compiled.act_names)
+    for a, b in zip(parts[2], whole[2]):
+        assert a.shape[0] == min(keep, len(tiny_data.y_val))
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -205,7 +205,8 @@ def test_snapshots_and_epoch_metrics(tiny_data):
     expected = sum(np.histogram(initial.get_layer(n).kernel.numpy(), result.pooled_edges)[0] for n in result.layers)
     np.testing.assert_array_equal(result.pooled_hist[0], expected)
     assert result.act_hist.shape == (4, 2, ACT_BINS)
-    assert (result.act_hist.sum(axis=2) == [[128 * 32, 128 * 32]] * 4).all()  # 128 probe images
+    # all 128 validation images (fewer than 512) are snapshot images
+    assert (result.act_hist.sum(axis=2) == [[128 * 32, 128 * 32]] * 4).all()
     assert result.act_stats.shape == (4, 2, 4)
     assert np.isnan(result.act_stats[:, :, 3]).all()  # relu: no saturation figure
     assert ((result.act_stats[:, :, 2] >= 0) & (result.act_stats[:, :, 2] <= 1)).all()

@@ -169,8 +169,8 @@ def _dead_units(r: RunResult, e: Evidence) -> Finding | None:
     fraction, layer = stats
     fix = _smaller_step(r.config) if r.config.learning_rate >= 1e-2 else {"activation": "leaky_relu"}
     return Finding("dead_units", "warning",
-                   f"{pct(fraction)} of the ReLU units in {layer} output 0 for every probe image: they pass "
-                   f"no gradient and no longer learn ({e.learning_note()}).",
+                   f"{pct(fraction)} of the ReLU units in {layer} output 0 for every validation image checked: "
+                   f"they pass no gradient and no longer learn ({e.learning_note()}).",
                    {"layer": layer, "dead_fraction": fraction}, fix)
 
 

@@ -21,7 +21,7 @@ STALLED_IMPROVEMENT = 0.1  # loss fell by less than 10 % of its initial value
 CHANCE = 0.1
 CHANCE_MARGIN = 0.1  # val accuracy within 10 points of chance (10 %) counts as not learning
 FROZEN_UPDATE = 1e-4  # first-layer update/weight ratio per step below this: effectively frozen
-DEAD_FRACTION = 0.5  # share of ReLU units that output 0 for every probe image
+DEAD_FRACTION = 0.5  # share of ReLU units that output 0 for every snapshot image
 SATURATED_FRACTION = 0.5  # share of sigmoid/tanh outputs within 0.02 of their asymptotes
 # The spread (std) of the activations at initialization, last hidden layer vs first: below this
 # the forward signal has collapsed through depth, above its inverse it has blown up.

@@ -24,9 +24,11 @@ import os
 import pickle
 import threading
 import time
-from typing import Callable
+from contextlib import nullcontext
+from typing import Callable, ContextManager
 
 from gradviz.config import RunConfig
+from gradviz.data import available_train_images
 from gradviz.result import Progress, RunResult
 from gradviz.serving.limits import MemoryLimit, check_memory
 
@@ -97,12 +99,14 @@ def problem() -> str:
 
 
 def train(config: RunConfig, load_data: Callable, on_progress: Callable[[Progress], None] | None = None,
-          should_stop: Callable[[], bool] | None = None,
-          on_note: Callable[[str], None] | None = None) -> RunResult | None:
+          should_stop: Callable[[], bool] | None = None, on_note: Callable[[str], None] | None = None,
+          local_guard: Callable[[], ContextManager] = nullcontext) -> RunResult | None:
     """Train `config` on the cluster if one is configured and reachable, else here. None if the
     caller stopped waiting (should_stop) before a cluster run finished. MemoryLimit if the config
-    is over this process's memory cap (or a worker's), before anything is sent or built."""
-    check_memory(config, "training")
+    is over this process's memory cap (or a worker's), before anything is sent or built.
+    `local_guard()` is entered around a training here (a server passes its gates: a lost cluster
+    must not send every waiting session's training into this process at once)."""
+    check_memory(config, "training", images=available_train_images())
     note = on_note or (lambda message: LOG.warning(message))
     dask = client()
     if dask is not None:
@@ -115,7 +119,8 @@ def train(config: RunConfig, load_data: Callable, on_progress: Callable[[Progres
         note(problem())
     from gradviz.training.train import train as train_here
 
-    return train_here(config, load_data(config), on_progress=on_progress, should_stop=should_stop)
+    with local_guard():
+        return train_here(config, load_data(config), on_progress=on_progress, should_stop=should_stop)
 
 
 def submit(config: RunConfig):
@@ -182,7 +187,7 @@ def run_task(values: dict) -> RunResult:
     worker = get_worker()
     key = worker.get_current_task()
     config = RunConfig.from_dict(values)
-    check_memory(config, "training")  # the worker's own cap, before its data or model is built
+    check_memory(config, "training", images=available_train_images())  # the worker's own cap, before anything
     progress = Variable(f"{key}-progress")
     last = [0.0]
 

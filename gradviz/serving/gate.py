@@ -1,6 +1,6 @@
 """Who trains when in one server process: one training at a time, first come first served, one
-place per browser session, a cap on the queue (TrainingGate); and at most GRADVIZ_MAX_MEMORY_MB of
-estimated work (trainings and init-time probes) at once (MemoryGate)."""
+place per browser session, a cap on the queue (TrainingGate); and at most 1.25 x
+GRADVIZ_MAX_MEMORY_MB of estimated work (trainings and init-time probes) at once (MemoryGate)."""
 
 from __future__ import annotations
 
@@ -155,6 +155,7 @@ class MemoryGate:
         self._cond = threading.Condition()
         self._waiting: list[object] = []
         self.reserved = 0.0
+        self.holders = 0  # counted, not read off `reserved`: float sums need not come back to exactly 0
         self.poll_seconds = poll_seconds
 
     @contextmanager
@@ -167,9 +168,10 @@ class MemoryGate:
         try:
             while True:
                 with self._cond:
-                    if self._waiting[0] is ticket and (self.reserved == 0 or self.reserved + mb <= self._capacity()):
+                    if self._waiting[0] is ticket and (self.holders == 0 or self.reserved + mb <= self._capacity()):
                         self._waiting.pop(0)
                         self.reserved += mb
+                        self.holders += 1
                         self._cond.notify_all()
                         break
                     held = self.reserved
@@ -186,5 +188,6 @@ class MemoryGate:
             yield
         finally:
             with self._cond:
-                self.reserved -= mb
+                self.holders -= 1
+                self.reserved = max(0.0, self.reserved - mb) if self.holders else 0.0
                 self._cond.notify_all()

@@ -4,10 +4,11 @@ message a refusal shows and the closest config that fits.
 
 The rules: a training may use at most `max_examples()` examples (epochs x images) and its
 estimated peak memory may not pass `max_memory_mb()`; the same memory cap holds for an init-time
-probe. Over a limit the caller gets a message with the numbers and `closest_allowed(config)`:
-fewer epochs or images for the examples; for memory the single change that keeps the most of
-the network (the largest batch size, image count, width or depth that fits, in that order of
-preference), or if no single change fits, steps down the field that saves the most until it does.
+probe. Over a limit the caller gets a message with the numbers and the closest config that fits: fewer
+epochs or images for the examples; for memory the single change that keeps the most of the
+network (of the largest batch size, image count, width and depth that fit, the one cut by the
+smallest factor; ties in that order), or if no single change fits, the field that saves the most
+stepped down until one does.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ DEFAULT_MAX_EXAMPLES = 300_000
 # one training of this size keeps a server inside ~2 GB (docs/hosting.md has the measurements).
 MAX_MEMORY_ENV = "GRADVIZ_MAX_MEMORY_MB"
 DEFAULT_MAX_MEMORY_MB = 800
-SHRINKABLE = ("batch_size", "train_size", "width", "depth")  # the order of preference when shrinking
+SHRINKABLE = ("batch_size", "train_size", "width", "depth")  # ties between equal cuts go in this order
+OUT_OF_MEMORY = ("MemoryError", "ResourceExhaustedError")  # Python's, and TensorFlow's (by name: no import)
 
 
 def _positive_env(name: str, default: int) -> int:
@@ -101,21 +103,28 @@ def estimate_memory(config: RunConfig, what: str = "training", images: int | Non
 class MemoryLimit(Exception):
     """A config whose estimated peak memory is over the cap; `closest` fits (None: nothing does)."""
 
-    def __init__(self, config: RunConfig, what: str, found: cost.Estimate, cap_mb: int, closest: RunConfig | None):
+    def __init__(self, config: RunConfig, what: str, found: cost.Estimate, cap_mb: int, closest: RunConfig | None,
+                 images: int | None = None):
         self.config, self.what, self.estimate, self.cap_mb, self.closest = config, what, found, cap_mb, closest
+        self.images = images  # what the estimates were made for (training images the data holds)
         super().__init__(memory_message(self))
 
     def __reduce__(self):  # pickled whole (a Dask worker's refusal reaches the server as itself)
-        return MemoryLimit, (self.config, self.what, self.estimate, self.cap_mb, self.closest)
+        return MemoryLimit, (self.config, self.what, self.estimate, self.cap_mb, self.closest, self.images)
+
+    def closest_estimate(self) -> cost.Estimate | None:
+        """The closest config's own estimate, on the same images (None if nothing fits)."""
+        return None if self.closest is None else estimate_memory(self.closest, self.what, self.images)
 
 
-def memory_message(limit: MemoryLimit, markdown: bool = False) -> str:
-    """One line: the estimate (and its largest parts), the cap, and the closest config that fits."""
+def memory_message(limit: MemoryLimit, markdown: bool = False, closest: bool = True) -> str:
+    """One line: the estimate (and its largest parts), the cap, and (unless `closest` is False) the
+    closest config that fits."""
     verb = "training this network" if limit.what == "training" else "measuring this network at initialization"
     bold = "**" if markdown else ""
     line = (f"{verb.capitalize()} needs about {bold}{limit.estimate.mb:,.0f} MB{bold} ({limit.estimate.describe()}); "
             f"the cap here is {limit.cap_mb:,} MB per training or probe ({MAX_MEMORY_ENV}).")
-    if limit.closest is not None:
+    if closest and limit.closest is not None:
         line += f" The closest config that fits: {describe_change(limit.config, limit.closest)}."
     return line
 
@@ -134,7 +143,7 @@ def check_memory(config: RunConfig, what: str = "training", images: int | None =
     if found.mb <= cap:
         return found
     closest = closest_fitting(config, lambda c: estimate_memory(c, what, images).mb, cap)
-    raise MemoryLimit(config, what, found, cap, closest)
+    raise MemoryLimit(config, what, found, cap, closest, images)
 
 
 def _smaller_values(config: RunConfig, field: str) -> list:

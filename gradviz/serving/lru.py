@@ -20,6 +20,7 @@ CACHE_MB_ENV = "GRADVIZ_CACHE_MB"
 DEFAULT_CACHE_MB = 320  # see docs/hosting.md: idle server + these caches + one training stay inside ~2 GB
 
 V = TypeVar("V")
+_WARNED: set[str] = set()
 
 
 def cache_budget_mb() -> int:
@@ -29,7 +30,9 @@ def cache_budget_mb() -> int:
         return DEFAULT_CACHE_MB
     if raw.isdigit():
         return int(raw)
-    LOG.warning("ignoring %s=%r (not a whole number >= 0); using %d", CACHE_MB_ENV, raw, DEFAULT_CACHE_MB)
+    if raw not in _WARNED:  # read on every put: say it once per bad value
+        _WARNED.add(raw)
+        LOG.warning("ignoring %s=%r (not a whole number >= 0); using %d", CACHE_MB_ENV, raw, DEFAULT_CACHE_MB)
     return DEFAULT_CACHE_MB
 
 

@@ -8,13 +8,15 @@ from gradviz.result import RunResult
 from gradviz.serving.gate import MemoryGate, TrainingGate
 from gradviz.serving.lru import BoundedLRU
 
+ENTRY_OVERHEAD = 64 * 1024  # a result's Python objects around its arrays (config, metadata, dicts)
+
 
 class ResultCache(BoundedLRU[RunResult]):
     """RunResults keyed by RunConfig.cache_key(). Numbers only: a RunResult holds no Keras
     objects, so nothing big outlives a run."""
 
     def __init__(self, **budget):
-        super().__init__("results", RunResult.nbytes, **budget)
+        super().__init__("results", lambda result: result.nbytes() + ENTRY_OVERHEAD, **budget)
 
     def configs(self) -> list[RunConfig]:
         """The configs held, most recently used first."""

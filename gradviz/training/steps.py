@@ -154,7 +154,7 @@ class StepGraphs:
             lambda xb, yb, weights: self._tower(xb, yb, weights, [])[:3], autograph=False,
             input_signature=[PIXELS, LABELS, [tf.TensorSpec(v.shape, v.dtype) for v in self.trainable]])
         self._chunk = tf.function(self._chunk_graph, autograph=False)
-        # One forward function serves both evaluation and the activation probe: the probe images are
+        # One forward function serves both evaluation and the snapshots: the snapshot images are
         # the first validation images, so they are not pushed through the model (or traced) twice.
         acts = activation_layers(model)
         self.act_names = [layer.name for layer in acts]
@@ -325,7 +325,7 @@ class CompiledSteps:
                 tf.constant(max(0, min(batch, keep - start))), self.state)
             total_loss += float(loss)
             total_correct += float(correct)
-            if start < keep:
+            if start < keep or not kept:  # (with keep 0: every layer's, with no rows)
                 kept.append([np.asarray(a) for a in acts])
         joined = [np.concatenate(parts) for parts in zip(*kept)] if kept else []
         return total_loss / len(y), total_correct / len(y), joined

@@ -80,7 +80,11 @@ class _Recorder:
         self.steps_done += len(rows)
 
     def snapshot(self, train_loss: float, train_accuracy: float, val: tuple[float, float, list]) -> None:
-        """`val`: (loss, accuracy, snapshot activations) from CompiledSteps.evaluate on the validation set."""
+        """`val`: (loss, accuracy, snapshot activations) from CompiledSteps.evaluate on the validation set.
+        At most one summary is pending: the previous one is finished first, so the activations kept
+        for it (what the cost model counts once) are never held twice."""
+        if self.taken:
+            self.taken[-1]["summary"].result()
         summary = self.pool.submit(self.snapshots.summarise, self.snapshots.weights_now(), val[2])
         self.taken.append({
             "epoch": self.steps_done / self.steps_per_epoch, "epoch_step": self.steps_done,

@@ -4,6 +4,7 @@ before any training: the theory at once (numpy), the measurement as soon as Tens
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -65,9 +66,10 @@ def _fits(config: RunConfig) -> bool:
         return True
     if memory_refusal(config, "training") is None:
         show_memory_refusal(refusal, offer=True)
-    else:
-        st.caption("Not measured: this network is over the server's memory cap (see below). The theory's "
-                   "prediction needs no memory and is drawn above.")
+    else:  # the run's own refusal, with its closest config, is the one box; this says why nothing is measured
+        st.caption(f"Not measured: measuring this network would need about {refusal.estimate.mb:,.0f} MB, over "
+                   f"the server's cap of {refusal.cap_mb:,} MB. The theory's prediction needs no memory and is "
+                   "drawn above.")
     return False
 
 
@@ -86,17 +88,21 @@ def _measure(config: RunConfig, on_wait):
         show_memory_refusal(limit, offer=True)
     except Exception as error:  # noqa: BLE001 - the last line of defence: a message, never a traceback
         LOG.exception("init-time probe failed for %s", config)
-        st.error(failure_message("Measuring this network", error), icon=":material/error:")
+        st.error(failure_message("Measuring this network", error, training=False), icon=":material/error:")
     return None
 
 
 def cached_probe(config: RunConfig):
-    """The probe if this process measured it already (asked only once TensorFlow is loaded)."""
+    """The probe if this process measured it already (asked only once TensorFlow is loaded); never
+    measures (one lookup: another session may drop the entry at any moment)."""
     if not warmup.ready():
         return None
-    from gradviz.signal.probe import PROBES, probe
+    from gradviz.signal.probe import PROBES
 
-    return probe(config) if PROBES.get_for(config) is not None else None
+    found = PROBES.get_for(config)
+    if found is None or found.config == config:
+        return found
+    return dataclasses.replace(found, config=config)  # the same numbers, another training setup
 
 
 def _draw(forward, backward, config, probe, second_moment) -> None:

@@ -10,9 +10,9 @@ import streamlit as st
 
 from gradviz.config import RunConfig
 from gradviz.data import available_train_images
-from gradviz.serving import cost
 from gradviz.serving.gate import QueueFull
 from gradviz.serving.limits import (
+    OUT_OF_MEMORY,
     MemoryLimit,
     check_memory,
     describe_change,
@@ -52,36 +52,42 @@ def memory_refusal(config: RunConfig, what: str = "training") -> MemoryLimit | N
         return limit
 
 
-def memory_ok(config: RunConfig, what: str = "training", offer: bool = False) -> bool:
-    """True if `config` fits the memory cap; otherwise says so with the numbers, and (offer) a
-    button that switches to the closest config that fits."""
+def memory_ok(config: RunConfig, what: str = "training", offer: bool = False, label: str = "") -> bool:
+    """True if `config` fits the memory cap; otherwise says so with the numbers (naming it by
+    `label` where a page shows several), and (offer) a button that switches to the closest config
+    that fits."""
     limit = memory_refusal(config, what)
     if limit is None:
         return True
-    show_memory_refusal(limit, offer)
+    show_memory_refusal(limit, offer, prefix=f"**{label}**: " if label else "")
     return False
 
 
-def show_memory_refusal(limit: MemoryLimit, offer: bool) -> None:
-    st.warning(memory_message(limit, markdown=True), icon=":material/memory:")
-    if offer and limit.closest is not None:
-        size = cost.training(limit.closest) if limit.what == "training" else cost.probe(limit.closest)
+def refused(config: RunConfig) -> bool:
+    """`config` may not train here (over the examples budget or the memory cap); nothing is shown."""
+    return over_budget(config, max_examples()) is not None or memory_refusal(config) is not None
+
+
+def show_memory_refusal(limit: MemoryLimit, offer: bool, prefix: str = "") -> None:
+    """The refusal's numbers (after `prefix`: whose config it is), and (offer) a button for the
+    closest config that fits; without the button the message names that config instead."""
+    button = offer and limit.closest is not None
+    st.warning(prefix + memory_message(limit, markdown=True, closest=not button), icon=":material/memory:")
+    if button:
+        size = limit.closest_estimate()
         st.button(f"Use {describe_change(limit.config, limit.closest)} instead (about {size.mb:,.0f} MB)",
                   on_click=show_config, args=(limit.closest,), icon=":material/memory:",
                   key=f"memory_closest_{limit.what}")
 
 
-OUT_OF_MEMORY = ("MemoryError", "ResourceExhaustedError")  # Python's and TensorFlow's
-
-
-def failure_message(what: str, error: Exception) -> str:
+def failure_message(what: str, error: Exception, training: bool = True) -> str:
     """The page's line for work that failed (the last line of defence: the server goes on serving)."""
     first = (str(error).strip().splitlines() or [""])[0]
     if type(error).__name__ in OUT_OF_MEMORY:
         return (f"{what} ran out of memory ({type(error).__name__}) although its estimate was under this "
-                f"server's cap. Nothing was kept and the server goes on serving; a smaller network fits.")
-    return (f"{what} failed ({type(error).__name__}: {literal(first)}). Nothing was kept; a smaller model or fewer "
-            f"training images may fit.")
+                f"server's cap. Nothing was kept and the server goes on serving; a smaller network may fit.")
+    smaller = "a smaller model or fewer training images" if training else "a smaller model"
+    return f"{what} failed ({type(error).__name__}: {literal(first)}). Nothing was kept; {smaller} may fit."
 
 
 def server_busy(config: RunConfig, full: QueueFull, offer: bool) -> None:

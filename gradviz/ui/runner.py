@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager, nullcontext
+from typing import Iterator
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -12,7 +14,7 @@ from streamlit import runtime
 
 from gradviz import charts
 from gradviz.config import RunConfig
-from gradviz.data import DataUnavailable, load_dataset, load_files
+from gradviz.data import DataUnavailable, available_train_images, load_dataset, load_files
 from gradviz.result import RunResult
 from gradviz.serving import cluster, cost
 from gradviz.serving.gate import QueueFull, Superseded, work_capacity_mb
@@ -21,7 +23,7 @@ from gradviz.serving.lru import BUDGET, cache_budget_mb
 from gradviz.serving.malloc import limit_malloc_arenas, release_free_memory
 from gradviz.serving.results import COORDINATOR
 from gradviz.serving.store import ResultStore
-from gradviz.ui.limits import examples_ok, failure_message, memory_ok, server_busy, show_memory_refusal
+from gradviz.ui.limits import examples_ok, failure_message, memory_ok, refused, server_busy, show_memory_refusal
 from gradviz.ui.session import first_time_this_run, session_id
 from gradviz.ui.text import literal, literal_lines
 
@@ -41,6 +43,13 @@ def read_data(load):
         if first_time_this_run("data_missing"):
             st.error(literal_lines(error), icon=":material/database:")
         return None
+
+
+def press_to_train(missing: list[RunConfig], button: str, what: str) -> None:
+    """Say which button trains the runs not seen before, unless none of them could train: over a
+    limit (the refusal said why) or without data (read_data said so)."""
+    if data_ready() and any(not refused(config) for config in missing):
+        st.info(f"Press **{button}** to train {what} not seen before.", icon=":material/play_arrow:")
 
 
 def data_ready() -> bool:
@@ -132,13 +141,15 @@ def stored_result(config: RunConfig) -> RunResult | None:
     return None
 
 
-def obtain_result(config: RunConfig, run_requested: bool, present: bool, fix_button: bool = False) -> RunResult | None:
-    """The cached or stored result, or a fresh streamed training if asked for; None if neither."""
+def obtain_result(config: RunConfig, run_requested: bool, present: bool, fix_button: bool = False,
+                  label: str = "") -> RunResult | None:
+    """The cached or stored result, or a fresh streamed training if asked for; None if neither.
+    `label` names the config in a refusal on a page of several (Compare's "B", a cell's name)."""
     result = stored_result(config)
     if result is not None:
         return result
     # The limits are checked before Run is pressed too, so a config over them says so at once.
-    if not examples_ok(config, fix_button) or not memory_ok(config, "training", fix_button):
+    if not examples_ok(config, fix_button) or not memory_ok(config, "training", fix_button, label):
         return None
     if not _data_available() or not run_requested:  # missing data is said on every run of the page, once
         return None
@@ -146,7 +157,7 @@ def obtain_result(config: RunConfig, run_requested: bool, present: bool, fix_but
     if cluster.address() is not None and cluster.client() is not None:  # the cluster queues and trains
         live.status.info(f"Sent to the cluster at {literal(cluster.address())}: waiting for a free worker ...",
                          icon=":material/lan:")
-        result = _train_for_session(config, None, live)
+        result = _train_for_session(config, None, live, local_guard=lambda: _gated(config, live))
         if result is not None:
             COORDINATOR.cache.put(config.cache_key(), result)
         live.clear()
@@ -189,7 +200,16 @@ def _data_available() -> bool:
     return read_data(load_files) is not None
 
 
-def _train_for_session(config: RunConfig, dataset, live: LiveView) -> RunResult | None:
+@contextmanager
+def _gated(config: RunConfig, live: LiveView) -> Iterator[None]:
+    """This process's gates, for a cluster's training that falls back to training here."""
+    with COORDINATOR.gate.turn(on_wait=live.waiting, owner=session_id()):
+        with COORDINATOR.memory.reserve(cost.training(config, available_train_images()).mb,
+                                        on_wait=live.waiting_for_memory):
+            yield
+
+
+def _train_for_session(config: RunConfig, dataset, live: LiveView, local_guard=nullcontext) -> RunResult | None:
     """One training for this session, here or on the cluster (`dataset` None: load it only if it
     falls back to training here): None if it failed (with a message) or the session left."""
     _log_to_server_console()
@@ -201,17 +221,17 @@ def _train_for_session(config: RunConfig, dataset, live: LiveView) -> RunResult 
     result = None
     try:
         result = cluster.train(config, lambda c: dataset if dataset is not None else load_dataset(c.train_size),
-                               on_progress=live.update, should_stop=_session_ended(),
+                               on_progress=live.update, should_stop=_session_ended(), local_guard=local_guard,
                                on_note=lambda message: st.warning(literal(message), icon=":material/lan:"))
         if result is None or result.stopped:
             outcome = "stopped: its session ended"
             return None
         outcome = "finished"
         return result
-    except MemoryLimit as limit:  # a cluster worker with a lower cap than this server's
+    except MemoryLimit as limit:  # a cluster worker's own cap, lower than this server's
         outcome = "refused (memory)"
         live.clear()
-        show_memory_refusal(limit, offer=False)
+        show_memory_refusal(limit, offer=False, prefix="The cluster's worker refused this training: ")
         return None
     except Exception as error:  # noqa: BLE001 - a page shows a message, never a traceback
         outcome = f"failed ({type(error).__name__})"

@@ -16,7 +16,7 @@ from gradviz.sweeps.compare import (
 )
 from gradviz.ui.components import chart, curves_pair, findings_columns
 from gradviz.ui.controls import sidebar_controls
-from gradviz.ui.runner import obtain_result
+from gradviz.ui.runner import obtain_result, press_to_train
 from gradviz.ui.session import init_session, page_config, sync_url
 from gradviz.ui.text import notes
 
@@ -65,14 +65,17 @@ def compare_page() -> None:
         st.info("Describe at least one variant (B) to compare with A.", icon=":material/compare_arrows:")
         return
     run_requested = run_clicked or st.session_state.pop("autorun", False)
-    runs = {}
-    for label, config in variants:
-        result = obtain_result(config, run_requested, present=False)
+    runs, missing = {}, []
+    for label, config in variants:  # each one asked for, so every refusal names its variant
+        name = describe(label, config, state.config)
+        result = obtain_result(config, run_requested, present=False, fix_button=label == "A", label=name)
         if result is None:
-            st.info("Press **Train all** in the sidebar to train the configurations not seen before.",
-                    icon=":material/play_arrow:")
-            return
-        runs[describe(label, config, state.config)] = result
+            missing.append(config)
+        else:
+            runs[name] = result
+    if missing:
+        press_to_train(missing, "Train all", "the configurations")
+        return
     compare_view(runs, variants)
 
 

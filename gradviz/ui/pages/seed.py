@@ -10,7 +10,7 @@ from gradviz.diagnosis.diagnose import diagnose
 from gradviz.presets import PRESETS, verdict
 from gradviz.result import RunResult
 from gradviz.ui.components import chart
-from gradviz.ui.runner import obtain_result
+from gradviz.ui.runner import obtain_result, press_to_train
 from gradviz.ui.session import page_config
 from gradviz.ui.text import literal, notes
 
@@ -78,10 +78,10 @@ def seed_page() -> None:
         st.session_state.seed_autorun = False
         run = True  # first visit: show them without a click (each is cached after the first run)
     names = SEED_PRESETS[:3] + WHAT_DOES_EXPLODE + SEED_PRESETS[3:]
-    results = {name: obtain_result(RunConfig.coerce(overrides, base=PRESETS[name].config)[0], run, present=False)
-               for name in names}
+    configs = {name: RunConfig.coerce(overrides, base=PRESETS[name].config)[0] for name in names}
+    results = {name: obtain_result(config, run, present=False, label=name) for name, config in configs.items()}
     if any(r is None for r in results.values()):
-        st.info("Press **Run all experiments** to train the ones not seen before.", icon=":material/play_arrow:")
+        press_to_train([configs[n] for n, r in results.items() if r is None], "Run all experiments", "the ones")
         return
     for name in SEED_PRESETS[:3]:
         experiment(name, results[name], expanded_weights=name == "seed-vanishing-sigmoid")

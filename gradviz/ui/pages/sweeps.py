@@ -33,7 +33,7 @@ from gradviz.ui import warmup
 from gradviz.ui.components import chart
 from gradviz.ui.controls import sidebar_controls
 from gradviz.ui.export import figure_file
-from gradviz.ui.limits import failure_message
+from gradviz.ui.limits import failure_message, show_memory_refusal
 from gradviz.ui.runner import obtain_result, read_data, stored_result
 from gradviz.ui.session import (
     init_session,
@@ -153,8 +153,9 @@ def _fits(spec: SweepSpec) -> bool:
         return True
     except MemoryLimit as refused:
         limit = refused
-    st.warning("The sweep's largest point is over this server's memory cap. " + memory_message(limit, markdown=True),
-               icon=":material/memory:")
+    # The message names no "closest config": the point's closest may change the very field swept.
+    st.warning("The sweep's largest point is over this server's memory cap. "
+               + memory_message(limit, markdown=True, closest=False), icon=":material/memory:")
     fitted = spec.within_memory()
     if fitted is not None:
         left_out = len(spec.points()) - len(fitted.points())
@@ -190,9 +191,13 @@ def _at_init(spec: SweepSpec) -> SweepResult | None:
     try:
         with COORDINATOR.memory.reserve(max(cost.probe(p[3]).mb for p in spec.points())):
             result = run_init(spec, x, y, where)
+    except MemoryLimit as limit:  # the cap was lowered since the check
+        from_cache.empty()
+        show_memory_refusal(limit, offer=False)
+        return None
     except Exception as error:  # noqa: BLE001 - the last line of defence: a message, never a traceback
         from_cache.empty()
-        st.error(failure_message("Measuring the sweep", error), icon=":material/error:")
+        st.error(failure_message("Measuring the sweep", error, training=False), icon=":material/error:")
         return None
     from_cache.empty()
     if spec.y is not None:

@@ -9,7 +9,7 @@ from gradviz.config import RunConfig
 from gradviz.presets import PRESETS
 from gradviz.ui.components import chart, curves_pair, findings_columns
 from gradviz.ui.controls import SEQUENCES, TRAIN_SIZES, with_value
-from gradviz.ui.runner import obtain_result
+from gradviz.ui.runner import obtain_result, press_to_train
 from gradviz.ui.session import page_config
 from gradviz.ui.text import notes
 
@@ -51,9 +51,9 @@ def through_time_page() -> None:
     run = run or st.session_state.pop("tt_autorun", False)
     configs = {label: RunConfig.coerce(values, base=PRESETS[f"rnn-{'vanishing-tanh' if a == 'rnn' else a}"].config)[0]
                for a, label in CELLS.items()}
-    runs = {label: obtain_result(config, run, present=False) for label, config in configs.items()}
+    runs = {label: obtain_result(config, run, present=False, label=label) for label, config in configs.items()}
     if any(r is None for r in runs.values()):
-        st.info("Press **Run** to train the cells not seen before.", icon=":material/play_arrow:")
+        press_to_train([configs[label] for label, r in runs.items() if r is None], "Run", "the cells")
         return
     chart(charts.time_profile_chart(runs))
     shown = st.radio("Heatmap for", list(runs), horizontal=True, key="tt_heatmap")
@@ -68,7 +68,8 @@ def exploding_through_time(values: dict, run: bool) -> None:
     st.subheader("Exploding through time, and clipping")
     budget = {k: values[k] for k in ("train_size", "epochs")}
     names = ("rnn-exploding-relu", "rnn-exploding-relu-clipped")
-    results = {n: obtain_result(RunConfig.coerce(budget, base=PRESETS[n].config)[0], run, present=False) for n in names}
+    results = {n: obtain_result(RunConfig.coerce(budget, base=PRESETS[n].config)[0], run, present=False, label=n)
+               for n in names}
     if any(r is None for r in results.values()):
         return
     for column, (name, result) in zip(st.columns(2), results.items()):
