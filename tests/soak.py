@@ -40,7 +40,8 @@ def largest_allowed_link() -> str:
     """The largest MLP the default memory cap allows at a small image count (the cost model decides)."""
     from gradviz.config import RunConfig
     from gradviz.serving.cost import training
-    from gradviz.serving.limits import closest_fitting, max_memory_mb
+    from gradviz.serving.limits import closest_fitting
+    from gradviz.serving.settings import max_memory_mb
 
     big = RunConfig(depth=50, width=1024, batch_size=512, train_size=1024, epochs=1)
     fitted = closest_fitting(big, lambda c: training(c).mb, max_memory_mb())

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from gradviz.serving.limits import MAX_MEMORY_ENV
+from gradviz.serving.settings import MAX_MEMORY_ENV
 from support.helpers import ROOT
 
 HUGE_CNN = ["--set", "architecture=cnn", "--set", "depth=50", "--set", "width=1024"]

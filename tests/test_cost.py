@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from gradviz.config import RULES, ConfigError, RunConfig
 from gradviz.serving import cost
-from gradviz.serving.limits import DEFAULT_MAX_MEMORY_MB, MemoryLimit, check_memory, closest_fitting
+from gradviz.serving.limits import MemoryLimit, check_memory, closest_fitting
+from gradviz.serving.settings import DEFAULT_MAX_MEMORY_MB
 from gradviz.sweeps.compare import parse_changes
 from gradviz.training.models import build_model, tracked_kernels
 from support.peak_memory import measure_in_subprocess

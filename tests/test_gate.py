@@ -7,16 +7,9 @@ import time
 import pytest
 
 from gradviz.config import RunConfig
-from gradviz.serving.gate import (
-    DEFAULT_MAX_QUEUE,
-    MAX_QUEUE_ENV,
-    RECLAIM_SECONDS,
-    MemoryGate,
-    QueueFull,
-    TrainingGate,
-    max_queue,
-)
+from gradviz.serving.gate import RECLAIM_SECONDS, MemoryGate, QueueFull, TrainingGate
 from gradviz.serving.results import nearest
+from gradviz.serving.settings import DEFAULT_MAX_QUEUE, MAX_QUEUE_ENV, max_queue
 from support.gate import Holder, wait_until, waiter
 
 

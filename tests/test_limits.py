@@ -6,18 +6,19 @@ import math
 import pytest
 
 from gradviz.config import RULES, RunConfig
-from gradviz.serving import cost, limits
-from gradviz.serving.limits import MemoryLimit, check_memory, closest_fitting, describe_change, max_memory_mb
+from gradviz.serving import cost, limits, settings
+from gradviz.serving.limits import MemoryLimit, check_memory, closest_fitting, describe_change
+from gradviz.serving.settings import max_memory_mb
 
 
 def test_budget_from_the_environment(monkeypatch):
-    monkeypatch.delenv(limits.MAX_EXAMPLES_ENV, raising=False)
-    assert limits.max_examples() == limits.DEFAULT_MAX_EXAMPLES
-    monkeypatch.setenv(limits.MAX_EXAMPLES_ENV, "50_000")
-    assert limits.max_examples() == 50_000
+    monkeypatch.delenv(settings.MAX_EXAMPLES_ENV, raising=False)
+    assert settings.max_examples() == settings.DEFAULT_MAX_EXAMPLES
+    monkeypatch.setenv(settings.MAX_EXAMPLES_ENV, "50_000")
+    assert settings.max_examples() == 50_000
     for junk in ("-5", "0", "lots", "1e9"):  # a host's typo falls back to the default, it does not crash
-        monkeypatch.setenv(limits.MAX_EXAMPLES_ENV, junk)
-        assert limits.max_examples() == limits.DEFAULT_MAX_EXAMPLES
+        monkeypatch.setenv(settings.MAX_EXAMPLES_ENV, junk)
+        assert settings.max_examples() == settings.DEFAULT_MAX_EXAMPLES
 
 
 def test_over_budget_names_the_numbers_and_within_budget_fits():
@@ -37,13 +38,13 @@ def test_over_budget_names_the_numbers_and_within_budget_fits():
 
 
 def test_memory_cap_from_the_environment(monkeypatch):
-    monkeypatch.delenv(limits.MAX_MEMORY_ENV, raising=False)
-    assert max_memory_mb() == limits.DEFAULT_MAX_MEMORY_MB
-    monkeypatch.setenv(limits.MAX_MEMORY_ENV, "1_500")
+    monkeypatch.delenv(settings.MAX_MEMORY_ENV, raising=False)
+    assert max_memory_mb() == settings.DEFAULT_MAX_MEMORY_MB
+    monkeypatch.setenv(settings.MAX_MEMORY_ENV, "1_500")
     assert max_memory_mb() == 1500
     for junk in ("0", "-1", "a lot", "2.5"):
-        monkeypatch.setenv(limits.MAX_MEMORY_ENV, junk)
-        assert max_memory_mb() == limits.DEFAULT_MAX_MEMORY_MB
+        monkeypatch.setenv(settings.MAX_MEMORY_ENV, junk)
+        assert max_memory_mb() == settings.DEFAULT_MAX_MEMORY_MB
 
 
 def test_a_config_over_the_cap_is_refused_with_the_numbers_and_the_closest_that_fits():

@@ -3,8 +3,9 @@ returned, never kept; the budget read from GRADVIZ_CACHE_MB."""
 
 import threading
 
-from gradviz.serving.lru import CACHE_MB_ENV, DEFAULT_CACHE_MB, BoundedLRU, CacheBudget, cache_budget_mb
+from gradviz.serving.lru import BoundedLRU, CacheBudget
 from gradviz.serving.results import ENTRY_OVERHEAD, ResultCache
+from gradviz.serving.settings import CACHE_MB_ENV, DEFAULT_CACHE_MB, cache_budget_mb
 from support.results import fake_result
 
 

@@ -10,8 +10,8 @@ import sys
 from streamlit.testing.v1 import AppTest
 
 from gradviz.serving import cost
-from gradviz.serving.limits import DEFAULT_MAX_MEMORY_MB
 from gradviz.serving.results import COORDINATOR
+from gradviz.serving.settings import DEFAULT_MAX_MEMORY_MB
 from gradviz.urlstate import parse_query
 from support.apptest import SMALL, no_exception, open_app
 from support.helpers import ROOT, displayed

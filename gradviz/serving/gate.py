@@ -5,30 +5,16 @@ GRADVIZ_MAX_MEMORY_MB of estimated work (trainings and init-time probes) at once
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from gradviz.serving.limits import max_memory_mb
+from gradviz.serving.settings import max_memory_mb, max_queue
 
 LOG = logging.getLogger("gradviz")
 
-MAX_QUEUE_ENV = "GRADVIZ_MAX_QUEUE"
-DEFAULT_MAX_QUEUE = 40  # trainings waiting behind the running one: ~40 s of queue for small runs on 2 cores
 RECLAIM_SECONDS = 2.0  # a session that reruns while queued gets its place back within this time
-
-
-def max_queue() -> int:
-    """The queue's cap in force: GRADVIZ_MAX_QUEUE if it is a whole number >= 0, else the default."""
-    raw = os.environ.get(MAX_QUEUE_ENV, "").strip().replace("_", "")
-    if not raw:
-        return DEFAULT_MAX_QUEUE
-    if raw.isdigit():
-        return int(raw)
-    LOG.warning("ignoring %s=%r (not a whole number >= 0); using %d", MAX_QUEUE_ENV, raw, DEFAULT_MAX_QUEUE)
-    return DEFAULT_MAX_QUEUE
 
 
 class QueueFull(RuntimeError):

@@ -15,45 +15,16 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from typing import Callable
 
 from gradviz.config import RULES, ConfigError, RunConfig
 from gradviz.serving import cost
+from gradviz.serving.settings import MAX_MEMORY_ENV, max_memory_mb
 
 LOG = logging.getLogger("gradviz")
 
-# Per-request cap on epochs x training images, so that one visitor cannot hold a shared server's
-# single training slot for minutes. 300k is 60k images x 5 epochs (~15 s for a 10x256 MLP on 2
-# cores, a few minutes for the CNN); a course host sets GRADVIZ_MAX_EXAMPLES lower (docs/hosting.md).
-MAX_EXAMPLES_ENV = "GRADVIZ_MAX_EXAMPLES"
-DEFAULT_MAX_EXAMPLES = 300_000
-# Per training or probe: with TensorFlow loaded (~0.7 GB) and the caches (GRADVIZ_CACHE_MB, 320 MB)
-# one training of this size keeps a server inside ~2 GB (docs/hosting.md has the measurements).
-MAX_MEMORY_ENV = "GRADVIZ_MAX_MEMORY_MB"
-DEFAULT_MAX_MEMORY_MB = 800
 SHRINKABLE = ("batch_size", "train_size", "width", "depth")  # ties between equal cuts go in this order
 OUT_OF_MEMORY = ("MemoryError", "ResourceExhaustedError")  # Python's, and TensorFlow's (by name: no import)
-
-
-def _positive_env(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip().replace("_", "")
-    if not raw:
-        return default
-    if raw.isdigit() and int(raw) > 0:
-        return int(raw)
-    LOG.warning("ignoring %s=%r (not a positive whole number); using %d", name, raw, default)
-    return default
-
-
-def max_examples() -> int:
-    """The examples cap in force: GRADVIZ_MAX_EXAMPLES if it is a positive whole number, else the default."""
-    return _positive_env(MAX_EXAMPLES_ENV, DEFAULT_MAX_EXAMPLES)
-
-
-def max_memory_mb() -> int:
-    """The memory cap per training or probe: GRADVIZ_MAX_MEMORY_MB if a positive whole number, else the default."""
-    return _positive_env(MAX_MEMORY_ENV, DEFAULT_MAX_MEMORY_MB)
 
 
 # --- training examples -------------------------------------------------------------------------

@@ -9,31 +9,13 @@ the entry the most recently used. Thread-safe: one lock for the budget and every
 
 from __future__ import annotations
 
-import logging
-import os
 import threading
 from collections import OrderedDict
 from typing import Callable, Generic, Hashable, Iterator, TypeVar
 
-LOG = logging.getLogger("gradviz")
-CACHE_MB_ENV = "GRADVIZ_CACHE_MB"
-DEFAULT_CACHE_MB = 320  # see docs/hosting.md: idle server + these caches + one training stay inside ~2 GB
+from gradviz.serving.settings import cache_budget_mb
 
 V = TypeVar("V")
-_WARNED: set[str] = set()
-
-
-def cache_budget_mb() -> int:
-    """GRADVIZ_CACHE_MB if it is a whole number >= 0, else the default (a bad value is logged)."""
-    raw = os.environ.get(CACHE_MB_ENV, "").strip().replace("_", "")
-    if not raw:
-        return DEFAULT_CACHE_MB
-    if raw.isdigit():
-        return int(raw)
-    if raw not in _WARNED:  # read on every put: say it once per bad value
-        _WARNED.add(raw)
-        LOG.warning("ignoring %s=%r (not a whole number >= 0); using %d", CACHE_MB_ENV, raw, DEFAULT_CACHE_MB)
-    return DEFAULT_CACHE_MB
 
 
 class CacheBudget:

@@ -20,6 +20,7 @@ import numpy as np
 from gradviz.config import RULES, ConfigError, RunConfig, format_value, parse_value
 from gradviz.result import finite_or_none
 from gradviz.serving import limits
+from gradviz.serving.settings import max_memory_mb
 
 X_FIELDS = ("depth", "init_std", "init_gain", "learning_rate", "width", "step_pixels")
 SERIES_FIELDS = ("activation", "initializer", "optimizer", "batch_norm", "residual")
@@ -139,7 +140,7 @@ class SweepSpec:
         """The same sweep without the axis values whose points are over the memory cap (None if
         no point fits): what a page offers in one click."""
         what = "training" if self.train else "probe"
-        cap = limits.max_memory_mb() if cap_mb is None else cap_mb
+        cap = max_memory_mb() if cap_mb is None else cap_mb
         over = [p for p in self.points() if limits.estimate_memory(p[3], what).mb > cap]
         axes = [a for a in (self.x, self.series, self.y) if a is not None]
         keep = {a.field: [v for v in a.values if not any(getattr(p[3], a.field) == v for p in over)] for a in axes}

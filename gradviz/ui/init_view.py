@@ -45,6 +45,10 @@ def init_view(config: RunConfig):
         predicted = theory.law(config, theory.predict(config, second_moment))
         law.markdown(predicted)
         if not _fits(config):
+            if theory.not_covered(config):  # no theory and no measurement: nothing to draw, nothing to claim
+                forward.empty()
+                backward.empty()
+                law.markdown(f"No mean-field prediction here: {theory.not_covered(config)}.")
             return None
         law.markdown(f"{predicted} *Measuring ...*")
         probe = _measure(config, lambda held: law.markdown(
@@ -67,9 +71,9 @@ def _fits(config: RunConfig) -> bool:
     if memory_refusal(config, "training") is None:
         show_memory_refusal(refusal, offer=True)
     else:  # the run's own refusal, with its closest config, is the one box; this says why nothing is measured
+        drawn = "" if theory.not_covered(config) else " The theory's prediction needs no memory and is drawn above."
         st.caption(f"Not measured: measuring this network would need about {refusal.estimate.mb:,.0f} MB, over "
-                   f"the server's cap of {refusal.cap_mb:,} MB. The theory's prediction needs no memory and is "
-                   "drawn above.")
+                   f"the server's cap of {refusal.cap_mb:,} MB.{drawn}")
     return False
 
 

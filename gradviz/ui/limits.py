@@ -16,12 +16,12 @@ from gradviz.serving.limits import (
     MemoryLimit,
     check_memory,
     describe_change,
-    max_examples,
     memory_message,
     over_budget,
     within_budget,
 )
 from gradviz.serving.results import COORDINATOR, nearest
+from gradviz.serving.settings import max_examples
 from gradviz.serving.store import ResultStore
 from gradviz.ui.session import show_config
 from gradviz.ui.text import literal

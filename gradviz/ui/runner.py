@@ -19,9 +19,10 @@ from gradviz.result import RunResult
 from gradviz.serving import cluster, cost
 from gradviz.serving.gate import QueueFull, Superseded, work_capacity_mb
 from gradviz.serving.limits import MemoryLimit
-from gradviz.serving.lru import BUDGET, cache_budget_mb
+from gradviz.serving.lru import BUDGET
 from gradviz.serving.malloc import limit_malloc_arenas, release_free_memory
 from gradviz.serving.results import COORDINATOR
+from gradviz.serving.settings import cache_budget_mb
 from gradviz.serving.store import ResultStore
 from gradviz.ui.limits import examples_ok, failure_message, memory_ok, refused, server_busy, show_memory_refusal
 from gradviz.ui.session import first_time_this_run, session_id

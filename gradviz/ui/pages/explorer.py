@@ -6,8 +6,9 @@ from __future__ import annotations
 import streamlit as st
 
 from gradviz.diagnosis.diagnose import diagnose
-from gradviz.serving.limits import max_examples, over_budget
+from gradviz.serving.limits import over_budget
 from gradviz.serving.results import COORDINATOR
+from gradviz.serving.settings import max_examples
 from gradviz.ui.components import detail_tabs, findings_panel, headline, main_charts
 from gradviz.ui.controls import sidebar_controls
 from gradviz.ui.init_view import init_view

@@ -14,10 +14,10 @@ from gradviz.serving.limits import (
     closest_fitting,
     describe_change,
     estimate_memory,
-    max_examples,
     memory_message,
 )
 from gradviz.serving.results import COORDINATOR
+from gradviz.serving.settings import max_examples
 from gradviz.signal import theory
 from gradviz.sweeps import charts as sweep_charts
 from gradviz.sweeps.grid import (
