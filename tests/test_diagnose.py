@@ -152,11 +152,33 @@ def test_a_random_normal_init_is_fixed_with_the_std_that_puts_chi_at_one():
     f = diagnose(collapsed(small))[0]
     assert f.kind == "signal_collapse"
     assert f.fix == {"init_std": float(f"{theory.critical_init_std(small, 0.1):.2g}")}
-    blown = fake_result(small.replace(activation="linear", init_std=0.2), act_stats=init_stats(0.3, 300.0))
+    blown = fake_result(small.replace(activation="linear", init_std=0.2), act_stats=init_stats(0.3, 300.0),
+                        val_accuracy=0.5)
     blown.data["pixel_second_moment"] = 0.1
     g = diagnose(blown)[0]
-    assert (g.kind, g.severity) == ("signal_blowup", "warning")  # it learns: a warning
+    assert (g.kind, g.severity) == ("signal_blowup", "warning")  # it learns, not well: a warning
     assert g.fix == {"init_std": float(f"{theory.critical_init_std(small.replace(activation='linear'), 0.1):.2g}")}
+
+
+def test_a_poor_start_the_run_made_up_for_is_told_without_a_fix():
+    """A 12-layer GELU net with Glorot and Adam starts with a fading signal and still reaches 91 %:
+    the page says so (Adam made up for it) instead of offering a fix the run does not need."""
+    config = RunConfig(depth=12, width=128, activation="gelu", initializer="glorot_uniform")
+    run = fake_result(config, act_stats=init_stats(1.0, 1e-3), val_accuracy=0.91)
+    run.data["pixel_second_moment"] = 0.1
+    first, cause = diagnose(run)[:2]
+    assert first.kind == "healthy" and (cause.kind, cause.severity, cause.fix) == ("signal_collapse", "info", {})
+    assert "learns well (val accuracy 91%)" in cause.message and "with adam" in cause.message
+    assert "No single change" not in cause.message
+    poor = fake_result(config, act_stats=init_stats(1.0, 1e-3), val_accuracy=0.5)
+    poor.data["pixel_second_moment"] = 0.1
+    assert diagnose(poor)[0].kind == "signal_collapse" and diagnose(poor)[0].fix  # below 80 %: still fixed
+
+
+def test_a_fix_names_only_the_fields_it_changes():
+    already_he = RunConfig(depth=20, width=32, activation="sigmoid", initializer="he_normal")
+    finding = diagnose(fake_result(already_he, grad_first=1e-9, loss=(2.3, 2.29), val_accuracy=0.1))[0]
+    assert finding.kind == "vanishing" and finding.fix == {"activation": "relu"}
 
 
 def test_adam_clipping_note():

@@ -21,8 +21,10 @@ LITERATURE = {name: (config.replace(**SMALL), kind) for name, config, kind in (
     ("relu-small-normal", BASE.replace(depth=20, width=256, activation="relu", initializer="random_normal",
                                        init_std=0.03, optimizer="sgd", learning_rate=0.01), "signal_collapse"),
     # Exploding: a linear stack that grows the signal, and a ReLU one that diverges with SGD.
+    # The signal blows up at the start, yet Adam trains it past 80 %: told (healthy first, the
+    # blow-up as information), not fixed.
     ("linear-big-normal", BASE.replace(depth=20, width=256, activation="linear", initializer="random_normal",
-                                       init_std=0.1), "signal_blowup"),
+                                       init_std=0.1), "healthy"),
     ("relu-big-normal-sgd", BASE.replace(depth=10, width=256, initializer="random_normal", init_std=0.2,
                                          optimizer="sgd", learning_rate=0.01), "diverged"),
     # Too-large steps, with SGD and with Adam.
@@ -39,6 +41,8 @@ def test_every_offered_fix_makes_the_run_learn(name, trained):
     kinds = {f.kind for f in findings}
     if name in LITERATURE:
         assert findings[0].kind == expected, [(f.kind, f.severity) for f in findings]
+        if name == "linear-big-normal":
+            assert [(f.kind, f.severity, f.fix) for f in findings[1:]] == [("signal_blowup", "info", {})]
     else:
         # the verdict the page and the CLI show is the one the findings give
         assert verdict(PRESETS[name], findings)[0] == verdict_from_findings(expected, findings)

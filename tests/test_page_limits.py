@@ -106,3 +106,19 @@ def test_the_sweeps_page_offers_to_leave_out_the_points_over_the_cap():
     assert "1024" not in at.text_input(key="sweep_x").value or "50" not in at.text_input(key="sweep_y").value
     assert not any("largest point is over" in w.value for w in at.warning)
     assert COORDINATOR.trainings_started > before  # the link asked to train: the points that fit now do
+
+
+def _two_findings_one_fix():
+    from gradviz.diagnosis.evidence import Finding
+    from gradviz.ui.components import findings_panel
+
+    findings_panel([Finding("exploding", "warning", "grew", fix={"learning_rate": 0.001}),
+                    Finding("dead_units", "warning", "dead", fix={"learning_rate": 0.001}),
+                    Finding("saturation", "warning", "flat", fix={"activation": "relu"})])
+
+
+def test_identical_fixes_are_offered_once():
+    at = AppTest.from_function(_two_findings_one_fix).run()
+    no_exception(at)
+    assert [b.label for b in at.button] == ["Apply fix: learning_rate=0.001", "Apply fix: activation=relu"]
+    assert any("same change as above" in c.value for c in at.caption)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from gradviz.config import format_value
 from gradviz.diagnosis.evidence import (
     ADAPTIVE,
     DEAD_FRACTION,
     EXPLODING_RATIO,
     FROZEN_UPDATE,
+    LEARNS_WELL,
     NORM_GROWTH,
     SATURATED_FRACTION,
     SEVERITY_ORDER,
@@ -236,9 +238,31 @@ def diagnose(r: RunResult) -> list[Finding]:
     cause = symmetric_init(r, e) or signal_through_depth(r, e)
     symptoms = () if cause is not None else (_vanishing, _exploding, _dead_units, _saturation)
     problems = [f for f in [_diverged(r, e, cause), cause, *(rule(r, e) for rule in symptoms)] if f is not None]
+    made_up = cause is not None and _made_up_for(cause, r, e)
     for finding in problems:
+        finding.fix = _only_changes(r.config, finding.fix)
         if not finding.fix and finding.severity != "info" and NO_FIX not in finding.message:
             finding.message += f" {NO_FIX}"
-    if not any(f.severity in ("critical", "warning") for f in problems):
+    if made_up:
+        problems.insert(0, _healthy(r, e))  # what happened first; how it started, second
+    elif not any(f.severity in ("critical", "warning") for f in problems):
         problems.append(_healthy(r, e) if e.learning else _not_learning(r, e))
     return sorted(problems, key=lambda f: SEVERITY_ORDER[f.severity])
+
+
+def _only_changes(config, fix: dict) -> dict:
+    """The fix without the fields the config already has (a button names only what it changes)."""
+    return {k: v for k, v in fix.items() if format_value(getattr(config, k)) != format_value(v)}
+
+
+def _made_up_for(cause: Finding, r: RunResult, e: Evidence) -> bool:
+    """A poor start the run made up for: it learns well and did not diverge. The cause is then told
+    as information, without a fix (the run needs none)."""
+    if cause.severity == "critical" or r.diverged or e.val_accuracy < LEARNS_WELL:
+        return False
+    how = (f"with {r.config.optimizer}, which rescales each step by the gradient's running size, "
+           if r.config.optimizer in ADAPTIVE else "")
+    cause.severity, cause.fix = "info", {}
+    cause.message += (f" Yet the model learns well (val accuracy {pct(e.val_accuracy)}): {how}the training made up "
+                      f"for the poor start, so no fix is offered.")
+    return True

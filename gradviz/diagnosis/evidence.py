@@ -27,6 +27,7 @@ SATURATED_FRACTION = 0.5  # share of sigmoid/tanh outputs within 0.02 of their a
 # the forward signal has collapsed through depth, above its inverse it has blown up.
 SIGNAL_COLLAPSE = 1e-2
 SIGNAL_BLOWUP = 1e2
+LEARNS_WELL = 0.8  # val accuracy of a run that learns well: a poor start it made up for is told, not fixed
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 ADAPTIVE = ("adam", "rmsprop")
 

@@ -32,17 +32,23 @@ def findings_panel(findings: list[Finding], key_prefix: str = "fix", stale: bool
     """Every finding in a coloured box, with an Apply-fix button where a single change fixes it
     (disabled when the run shown is not the controls' settings: `stale`)."""
     st.subheader("Diagnosis")
+    offered = set()  # a change is offered once: findings that share a fix get one button, the first's
     for i, finding in enumerate(findings):
-        finding_box(finding, key=f"{key_prefix}_{i}", stale=stale)
+        change = tuple(sorted((k, format_value(v)) for k, v in finding.fix.items()))
+        repeated = bool(finding.fix) and change in offered
+        offered.add(change)
+        finding_box(finding, key=f"{key_prefix}_{i}", stale=stale, button=not repeated)
+        if repeated:
+            st.caption("The same change as above fixes this too.")
 
 
 def finding_box(finding: Finding, key: str, text: str | None = None, primary: bool = False,
-                stale: bool = False) -> None:
+                stale: bool = False, button: bool = True) -> None:
     """One finding in its severity's colour (`text` in place of its message), and its Apply-fix
     button if it has a fix (primary for a critical finding, or when asked; disabled if `stale`)."""
     BOXES[finding.severity](f"**{finding.kind.replace('_', ' ')}** - {text or finding.message}",
                             icon=SEVERITY_ICON[finding.severity])
-    if finding.fix:
+    if finding.fix and button:
         change = ", ".join(f"{k}={format_value(v)}" for k, v in finding.fix.items())
         st.button(f"Apply fix: {change}", key=key, on_click=apply_fix, args=(finding.fix,),
                   type="primary" if primary or finding.severity == "critical" else "secondary",
