@@ -102,9 +102,14 @@ def cmd_probe(args) -> int:
     from gradviz.data import load_files
 
     load_files(args.data_dir)  # missing data fails here, with the message, before TensorFlow loads
+    from gradviz.data import PROBE_IMAGES, probe_batch
     from gradviz.signal.probe import probe
+    from gradviz.signal.sharpness import measure_sharpness
 
-    return emit(probe(config, args.data_dir).to_json(), args.json, format_probe)
+    report = probe(config, args.data_dir).to_json()
+    x, y, _ = probe_batch(PROBE_IMAGES, args.data_dir)
+    report["sharpness"] = measure_sharpness(config, x, y).to_json()  # the learning-rate law beside the init's
+    return emit(report, args.json, format_probe)
 
 
 def emit(report: dict, as_json: bool, formatter) -> int:

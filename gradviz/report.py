@@ -95,9 +95,24 @@ def format_probe(report: dict) -> str:
                  + (f", predicted {fmt(predicted['ratio_first_last'])} (per example: measured "
                     f"{fmt(report['ratio_first_last_per_example'])})" if predicted else ""))
     lines.append(report["law"])
+    if report.get("sharpness"):
+        lines.append(sharpness_line(report["sharpness"]))
     lines.append(f"measured on {report['data'].get('probe_size')} {report['data'].get('split')} images in "
                  f"{report['seconds'] * 1000:.0f} ms")
     return "\n".join(lines)
+
+
+def sharpness_line(sharpness: dict) -> str:
+    """λ and the step it allows, as a learner reads it."""
+    lam, optimizer = sharpness["lambda_max"], sharpness["optimizer"]
+    if lam is None or lam <= 0:
+        return "sharpness: the loss's top curvature at initialization is not positive here; no step bound follows"
+    line = f"sharpness at initialization: λ = {lam:.3g}, so plain SGD is stable for steps below 2/λ = {2 / lam:.3g}"
+    if sharpness["stable_lr"] is not None and optimizer != "sgd":
+        line += f"; with {optimizer} below {sharpness['stable_lr']:.3g}"
+    elif sharpness["stable_lr"] is None:
+        line += f" ({optimizer} rescales each step by the gradient's size: no bound in the learning rate alone)"
+    return line
 
 
 def format_sweep(report: dict) -> str:

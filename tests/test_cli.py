@@ -105,6 +105,10 @@ def test_probe_json_contract(capsys, real_data_or_skip):
     assert predicted["grad_factor_per_layer"] < 0.3 and predicted["ratio_first_last"] < 1e-5  # sigmoid: <= 1/4
     assert report["ratio_first_last"] == pytest.approx(predicted["ratio_first_last"], rel=0.5)
     assert "χ" in report["law"] and report["seconds"] > 0
+    sharpness = report["sharpness"]  # the learning-rate law beside the initialization's
+    assert {"lambda_max", "stable_lr", "optimizer", "batch"} <= set(sharpness) and sharpness["batch"] == 64
+    assert sharpness["lambda_max"] > 0 and sharpness["optimizer"] == "adam" and sharpness["stable_lr"] is None
+    assert sharpness["sgd_lr"] == pytest.approx(2 / sharpness["lambda_max"])
     cnn = probe_json(capsys, "--preset", "seed-fixed-resnet")
     assert cnn["predicted"] is None and "convolutions" in cnn["law"]  # the theory says where it stops
     assert len(cnn["grad_norm"]) == len(cnn["layers"])

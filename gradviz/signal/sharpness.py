@@ -1,0 +1,125 @@
+"""The loss's sharpness at initialization, and the learning rate it allows.
+
+The rule: λ, the top eigenvalue of the Hessian of the batch-mean loss with respect to every
+trainable weight, is found by power iteration with Hessian-vector products (double
+backpropagation; the Hessian itself is never formed) on the fixed probe batch, for the model a run
+starts from. Power iteration finds the eigenvalue largest in size; when that one is negative (batch
+norm's loss surface can curve down more than up at the start), a second pass on H - λ₋I finds the
+top one. Gradient descent on a quadratic of curvature λ is stable only for steps below 2/λ:
+that is the bound for SGD; heavy-ball momentum β moves it to 2(1+β)/λ. Adam and RMSprop divide
+each step by a running gradient size, so no bound in the learning rate alone follows; `stable_lr`
+is None for them and `sgd_lr` gives SGD's for reference. Between 2/λ and a few times it a run may
+spike and then settle somewhere flatter (the catapult, Lewkowycz et al. 2020): the bound says where
+plain descent stops being stable, not where learning fails.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from gradviz.config import RunConfig
+from gradviz.serving.limits import check_memory
+from gradviz.training.models import build_model, model_inputs
+from gradviz.training.optim import MOMENTUM
+from gradviz.training.tf_setup import keras, tf
+
+ITERATIONS, TOLERANCE = 30, 1e-3  # power iteration stops when λ changes by less than this (relative)
+
+
+def stable_lr(lambda_max: float, optimizer: str) -> float | None:
+    """The largest stable learning rate by the optimizer's simple bound, or None where there is none."""
+    if not lambda_max > 0:
+        return None
+    if optimizer == "sgd":
+        return 2.0 / lambda_max
+    if optimizer == "momentum":
+        return 2.0 * (1.0 + MOMENTUM) / lambda_max
+    return None  # adam, rmsprop: the step is divided by the gradient's running size
+
+
+@dataclass(frozen=True)
+class Sharpness:
+    """λ, the top Hessian eigenvalue of the loss at initialization, on `batch` images."""
+
+    lambda_max: float
+    optimizer: str
+    batch: int
+    iterations: int
+    seconds: float
+
+    @property
+    def stable_lr(self) -> float | None:
+        return stable_lr(self.lambda_max, self.optimizer)
+
+    @property
+    def sgd_lr(self) -> float | None:
+        return stable_lr(self.lambda_max, "sgd")
+
+    def to_json(self) -> dict:
+        """The `sharpness` object of `python -m gradviz probe --json` (docs/cli.md)."""
+        clean = (lambda v: None if v is None or not math.isfinite(v) else v)  # noqa: E731
+        return {"lambda_max": clean(self.lambda_max), "stable_lr": clean(self.stable_lr),
+                "sgd_lr": clean(self.sgd_lr), "optimizer": self.optimizer, "batch": self.batch,
+                "iterations": self.iterations, "seconds": round(self.seconds, 4)}
+
+
+def hessian_vector_product(model: keras.Model, x, y, vector: list[tf.Tensor]) -> list[tf.Tensor]:
+    """H v for the batch-mean cross-entropy of `model` on (x, y), by double backpropagation."""
+    weights = model.trainable_variables
+    with tf.GradientTape() as outer:
+        with tf.GradientTape() as inner:
+            logits = model(model_inputs(model, x), training=True)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+        grads = inner.gradient(loss, weights)
+        dot = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(grads, vector)])
+    return outer.gradient(dot, weights)
+
+
+def measure_sharpness(config: RunConfig, x: np.ndarray, y: np.ndarray, iterations: int = ITERATIONS,
+                      tolerance: float = TOLERANCE) -> Sharpness:
+    """λ of `config`'s untrained model on images `x` and labels `y`.
+
+    Args:
+        config: the model (and its optimizer, for `stable_lr`).
+        x, y: the batch (the probe batch: 64 fixed validation images).
+        iterations: power-iteration steps at most.
+        tolerance: stop once λ changes by less than this, relatively.
+    Returns:
+        A Sharpness: λ, the optimizer's stable learning rate (None for Adam and RMSprop), SGD's.
+    Raises:
+        MemoryLimit: over GRADVIZ_MAX_MEMORY_MB, before anything is built.
+    """
+    check_memory(config, "probe")
+    started = time.perf_counter()
+    model = build_model(config)
+    x, y = tf.constant(x, tf.float32), tf.constant(y, tf.int32)
+    rng = np.random.default_rng(config.seed)
+    start = [tf.constant(rng.standard_normal(w.shape).astype(np.float32)) for w in model.trainable_variables]
+    value, done = _power_iteration(lambda v: hessian_vector_product(model, x, y, v), start, iterations, tolerance)
+    if value < 0:  # a negative eigenvalue was the largest in size: find the top one of H - value I
+        shifted, more = _power_iteration(
+            lambda v: [p - value * u for p, u in zip(hessian_vector_product(model, x, y, v), v)], start,
+            iterations, tolerance)
+        value, done = shifted + value, done + more
+    return Sharpness(value, config.optimizer, int(x.shape[0]), done, time.perf_counter() - started)
+
+
+def _power_iteration(multiply, start: list[tf.Tensor], iterations: int, tolerance: float) -> tuple[float, int]:
+    """The eigenvalue of largest size of the operator `multiply`, by Rayleigh quotients, and the steps taken."""
+    vector, value, done = _normalised(start), 0.0, 0
+    for done in range(1, iterations + 1):
+        product = multiply(vector)
+        previous, value = value, float(tf.add_n([tf.reduce_sum(p * v) for p, v in zip(product, vector)]))
+        vector = _normalised(product)
+        if done > 1 and abs(value - previous) <= tolerance * abs(value):
+            break
+    return value, done
+
+
+def _normalised(vector: list[tf.Tensor]) -> list[tf.Tensor]:
+    norm = tf.sqrt(tf.add_n([tf.reduce_sum(v * v) for v in vector]))
+    return [v / norm for v in vector]
