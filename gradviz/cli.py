@@ -81,18 +81,38 @@ def cmd_run(args) -> int:
     from gradviz.report import summary
     from gradviz.serving import cluster
 
-    result = cluster.train(config, lambda c: dataset, on_progress=None if args.json else _progress_printer,
-                           on_note=_note)
+    def train_one(c: RunConfig, progress=None):
+        data = dataset if c.train_size == config.train_size else _load(c, args.data_dir)
+        return cluster.train(c, lambda _: data, on_progress=progress, on_note=_note)
+
+    result = train_one(config, None if args.json else _progress_printer)
     findings = diagnose(result)
     if args.save:
         result.save(args.save)
     report = summary(result, findings, preset)
+    if args.find_fix:
+        report.update(_find_fix(result, findings, train_one, quiet=args.json))
     if args.json:
         print(json.dumps(report))
     else:
         print(file=sys.stderr)
         print(format_report(report, config))
     return EXIT_OK
+
+
+def _find_fix(result, findings, train_one, quiet: bool) -> dict:
+    """`fix_search` and `verified_fix` (docs/cli.md): each candidate change trained on this config."""
+    from gradviz.diagnosis.fix_search import plan_search, run_search
+
+    search = plan_search(result, findings, result.sharpness_at_init())
+    if search is None:
+        return {"fix_search": [], "verified_fix": None}
+    if not quiet:
+        _note(f"looking for a fix: {search.budget_text()}")
+    for trial in run_search(search, train_one):
+        if not quiet:
+            _note(f"{trial.change}: val accuracy {trial.val_accuracy}, learned: {trial.learned}")
+    return search.to_json()
 
 
 def cmd_probe(args) -> int:
@@ -173,6 +193,8 @@ def cmd_bench(args) -> int:
         return _bench_preview(args)
     if args.sweeps:
         return _bench_sweeps(args)
+    if args.fix_search:
+        return _bench_fix_search(args)
     config, _ = resolve_config(args.preset, args.set)
     _check_training(config, args.data_dir)
     dataset = _load(config, args.data_dir)
@@ -219,6 +241,16 @@ def _bench_sweeps(args) -> int:
                 lambda report: "\n".join(f"{key:<48} {value}" for key, value in report.items()))
 
 
+def _bench_fix_search(args) -> int:
+    """The fix search on failing default-size MLPs, and the sharpness' share of an SGD run."""
+    from gradviz.data import load_dataset
+
+    dataset = load_dataset(RunConfig().train_size, args.data_dir)
+    from gradviz.training.bench import run_fix_search_bench
+
+    return emit(run_fix_search_bench(dataset), args.json, lambda report: json.dumps(report, indent=1))
+
+
 def read_grid(path: str) -> list[tuple[str, RunConfig]]:
     """A grid file: one config per line as 'field=value; field=value' over the defaults; '#' comments."""
     from gradviz.sweeps.compare import parse_changes
@@ -255,23 +287,38 @@ def precompute_jobs(args) -> list[tuple[str, RunConfig]]:
 
 
 def cmd_precompute(args, jobs: list[tuple[str, RunConfig]] | None = None) -> int:
-    """Train every preset (and grid config) once and store the results for the app to show."""
-    from gradviz.data import load_dataset
+    """Train every preset (and grid config) once, and the fix search of each that fails, and store
+    the results for the app to show at once."""
+    from gradviz.diagnosis.fix_search import plan_search, run_search
     from gradviz.serving.store import ResultStore
 
     jobs = precompute_jobs(args) if jobs is None else jobs
     store = ResultStore(args.out)
     for label, config in jobs:
-        dataset = load_dataset(config.train_size, args.data_dir)
-        if not args.force and store.get(config, dataset.info()) is not None:
-            print(f"{label:<28} stored already")
-            continue
-        from gradviz.training.train import train
-
-        result = train(config, dataset)
-        store.put(result)
-        print(f"{label:<28} trained {result.steps_done} steps in {result.seconds:.1f} s -> {store.root}")
+        result = _stored_or_trained(store, label, config, args)
+        search = plan_search(result, lambda_max=result.sharpness_at_init())
+        if search is not None:
+            trials = list(run_search(search, lambda c: _stored_or_trained(store, f"  fix {label}", c, args)))
+            verified = search.verified_fix
+            print(f"{'  fix search':<28} {len(trials)} change(s) tried; verified fix: "
+                  + (" ".join(f"{k}={v}" for k, v in verified.items()) if verified else "none"))
     return EXIT_OK
+
+
+def _stored_or_trained(store, label: str, config: RunConfig, args):
+    from gradviz.data import load_dataset
+
+    dataset = load_dataset(config.train_size, args.data_dir)
+    stored = None if args.force else store.get(config, dataset.info())
+    if stored is not None:
+        print(f"{label:<28} stored already")
+        return stored
+    from gradviz.training.train import train
+
+    result = train(config, dataset)
+    store.put(result)
+    print(f"{label:<28} trained {result.steps_done} steps in {result.seconds:.1f} s -> {store.root}")
+    return result
 
 
 def cmd_prefetch(args) -> int:
@@ -327,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
         _config_flags(p, default_preset)
         if name == "run":
             p.add_argument("--save", metavar="PATH", help="also save the RunResult as PATH.npz + PATH.json")
+            p.add_argument("--find-fix", action="store_true",
+                           help="after a run with a problem, train each candidate change on it and report which worked")
         elif name == "bench":
             p.add_argument("--repeats", type=int, default=5, choices=range(1, 11), metavar="N",
                            help="timed runs per method, median reported (1-10, default 5)")
@@ -334,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="time the explorer's At-initialization view per control change instead")
             p.add_argument("--sweeps", action="store_true",
                            help="time a phase diagram and trained sweeps against their points one by one instead")
+            p.add_argument("--fix-search", action="store_true",
+                           help="time the fix search on failing default-size MLPs and the sharpness in training")
         p.set_defaults(func=func)
     sw = sub.add_parser("sweep", help="a grid of configs at initialization (instant) or trained (--train)",
                         parents=[common])

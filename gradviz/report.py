@@ -20,6 +20,7 @@ def summary(result: RunResult, findings: list[Finding], preset: Preset | None = 
         "first_bad_layer": result.first_bad_layer,
         "grad_norm_ratio_first_last": finite_or_none(result.grad_norm_ratio_first_last()),
         "diagnosis": [_clean(f.to_dict()) for f in findings],
+        "sharpness": [{"step": int(step), "lambda_max": finite_or_none(float(lam))} for step, lam in result.sharpness],
         "timing": result.timing(),
     }
     if result.config.time_steps:
@@ -73,10 +74,30 @@ def format_report(report: dict, config: RunConfig) -> str:
         lines.append(f"[{finding['severity']}] {finding['kind']}: {finding['message']}")
         if finding["fix"]:
             lines.append("    fix: " + " ".join(f"--set {k}={v}" for k, v in finding["fix"].items()))
+    if report.get("sharpness"):
+        lines.append("sharpness λ_max: " + ", ".join(f"step {s['step']}: {fmt(s['lambda_max'], '.3g')}"
+                                                      for s in report["sharpness"]))
+    if "fix_search" in report:
+        lines.extend(_fix_search_lines(report))
     if "preset" in report:
         p = report["preset"]
         lines.append(f"claim ({p['name']}): {p['claim']}\nverdict on this data: {p['verdict']}")
     return "\n".join(lines)
+
+
+def _fix_search_lines(report: dict) -> list[str]:
+    if not report["fix_search"]:
+        return ["fix search: nothing to fix"]
+    lines = ["fix search (each change trained on this config):"]
+    for row in report["fix_search"]:
+        change = " ".join(f"{k}={v}" for k, v in row["change"].items())
+        accuracy = "n/a" if row["val_accuracy"] is None else f"{row['val_accuracy']:.1%}"
+        outcome = "learned" if row["learned"] else "did not learn"
+        lines.append(f"    {change:40s} val {accuracy:>6s}  {outcome}  ({', '.join(row['kinds']) or 'no problem'})")
+    fix = report["verified_fix"]
+    lines.append("verified fix: " + (" ".join(f"--set {k}={v}" for k, v in fix.items()) if fix
+                                     else "none - no single change tried made it learn"))
+    return lines
 
 
 def format_probe(report: dict) -> str:

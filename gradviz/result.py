@@ -61,6 +61,9 @@ class RunResult:
     # rnn/lstm/gru only: [S, T] norm of dloss/dh_t at every time step t (the gradient reaching
     # each step's hidden state); [S, 0] for feed-forward models.
     time_grad: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    # [K, 2] (step, λ_max): the loss's sharpness at step 0 and after each epoch, where measured
+    # (train(..., sharpness=True), MLPs); [0, 2] otherwise.
+    sharpness: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     meta: dict = field(default_factory=dict)
 
     # --- summaries -----------------------------------------------------------------------------
@@ -89,6 +92,10 @@ class RunResult:
         return {"train_loss": finite_or_none(train_loss),
                 "val_loss": finite_or_none(float(self.val_loss[-1])),
                 "val_accuracy": finite_or_none(float(self.val_accuracy[-1]))}
+
+    def sharpness_at_init(self) -> float | None:
+        """λ_max before the first step, where it was measured."""
+        return float(self.sharpness[0, 1]) if len(self.sharpness) and self.sharpness[0, 0] == 0 else None
 
     def first_epoch_rows(self) -> np.ndarray:
         """Step-record rows that fall in the first epoch (all rows if the run stopped earlier)."""

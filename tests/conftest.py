@@ -68,7 +68,8 @@ SLOW_TESTS = {"test_cost.py": ("test_estimate_is_within_half", "test_the_largest
                               "test_run_save"),
               "test_recurrent.py": ("test_through_time_page",),
               "test_store.py": ("test_precompute_then", "test_two_processes"),
-              "test_sharpness.py": ("test_power_iteration",)}
+              "test_sharpness.py": ("test_power_iteration",),
+              "test_fix_search.py": ("test_the_search_offers", "test_the_learning_rate_links")}
 MARKS_BY_FILE = {"test_browser.py": ("browser", "server"), "test_browser_limits.py": ("browser", "server"),
                  "test_loadtest.py": ("server",), "test_cluster.py": ("cluster",)}
 REAL_DATA_FIXTURES = {"trained", "real_data_or_skip"}

@@ -20,9 +20,9 @@ from support.helpers import ROOT
 
 TINY = ["--set", "depth=2", "--set", "width=16", "--set", "train_size=512", "--set", "epochs=1"]
 JSON_KEYS = {"config", "data", "final", "diverged_at_step", "first_bad_layer", "grad_norm_ratio_first_last",
-             "diagnosis", "timing"}
+             "diagnosis", "sharpness", "timing"}
 KINDS = {"vanishing", "exploding", "diverged", "dead_units", "saturation", "healthy", "symmetric_init",
-         "signal_collapse", "signal_blowup", "not_learning"}
+         "signal_collapse", "signal_blowup", "not_learning", "step_too_large", "chaotic", "narrow"}
 
 
 def gradviz(*args, timeout=300):
@@ -79,6 +79,33 @@ def test_run_json_shape(capsys):
         assert set(finding) == {"kind", "severity", "message", "evidence", "fix"}
         assert finding["kind"] in KINDS and finding["severity"] in ("critical", "warning", "info")
     assert report["timing"]["steps"] == 4 and report["timing"]["steps_per_second"] > 0
+    assert report["sharpness"] == []  # Adam: the learning-rate law's bound does not apply, nothing measured
+
+
+def test_run_json_sharpness_for_sgd_matches_the_eager_power_iteration(capsys, real_data_or_skip):
+    """SGD: λ_max before the first step and after the epoch; step 0's is the eager oracle's."""
+    from gradviz.data import load_dataset
+    from gradviz.signal.sharpness import measure_sharpness
+
+    report = run_json(capsys, *TINY, "--set", "optimizer=sgd", "--set", "learning_rate=0.05")
+    assert [row["step"] for row in report["sharpness"]] == [0, 4]
+    data = load_dataset(512)
+    oracle = measure_sharpness(RunConfig.from_strings({"depth": "2", "width": "16", "optimizer": "sgd"}),
+                               data.x_val[:64], data.y_val[:64], iterations=60, tolerance=1e-6)
+    assert report["sharpness"][0]["lambda_max"] == pytest.approx(oracle.lambda_max, rel=0.02)
+
+
+def test_run_find_fix_json_contract(capsys, real_data_or_skip):
+    """A run with a too-large Adam step: the search's rows, and a verified fix that learned."""
+    report = run_json(capsys, "--set", "depth=2", "--set", "width=32", "--set", "train_size=2000",
+                      "--set", "epochs=1", "--set", "learning_rate=10", "--find-fix")
+    assert report["diagnosis"][0]["kind"] == "step_too_large"
+    rows = report["fix_search"]
+    assert rows and all(set(row) == {"change", "val_accuracy", "diverged_at_step", "kinds", "learned"} for row in rows)
+    winner = report["verified_fix"]
+    assert winner is not None and winner in [row["change"] for row in rows if row["learned"]]
+    row = next(row for row in rows if row["change"] == winner)
+    assert row["val_accuracy"] >= 0.3 and row["diverged_at_step"] is None
 
 
 PROBE_KEYS = {"config", "layers", "preact_rms", "forward_rms", "grad_norm", "ratio_first_last", "predicted", "law",

@@ -85,7 +85,7 @@ def test_diverged_names_step_and_layer():
 
 def test_dead_units():
     stats = np.array([[0.1, 0.2, 0.8, np.nan], [0.1, 0.2, 0.1, np.nan]])
-    findings = diagnose(fake_result(RunConfig(depth=2, learning_rate=0.05), act_stats=stats))
+    findings = diagnose(fake_result(RunConfig(depth=2, learning_rate=0.05), act_stats=stats, init_stats=0))
     dead = next(f for f in findings if f.kind == "dead_units")
     assert "80%" in dead.message and "hidden_01_act" in dead.message
     assert dead.fix == {"learning_rate": pytest.approx(0.001)}
@@ -201,3 +201,64 @@ def test_verdicts_are_computed_from_findings():
     healthy = PRESETS["exploding-linear-clipped"]
     assert verdict(healthy, diagnose(fake_result()))[0] == "reproduced"
     assert verdict(healthy, diagnose(fake_result(diverged_at=3)))[0] == "not reproduced"
+
+
+SGD_SIGMOID = RunConfig(depth=2, activation="sigmoid", initializer="glorot_uniform", optimizer="sgd", learning_rate=10.0)
+
+
+def test_a_step_past_two_over_lambda_is_the_root_cause_above_what_followed():
+    """λ = 8.61 at initialization: SGD's bound is 0.232; lr 10 is 43x it. Saturation that was not
+    there at the start follows from it and gets no button of its own."""
+    result = fake_result(SGD_SIGMOID, sharpness=[(0, 8.61)], loss=(2.3, 2.3), val_accuracy=0.1,
+                         act_stats=[0.5, 0.5, np.nan, 0.95], init_stats=[0.5, 0.2, np.nan, 0.0])
+    findings = diagnose(result)
+    assert kinds(findings)[:2] == [("step_too_large", "critical"), ("saturation", "warning")]
+    step, saturation = findings[:2]
+    assert step.evidence["stable_lr"] == pytest.approx(2 / 8.61) and "2/λ = 0.232" in step.message
+    assert step.fix == {"learning_rate": pytest.approx(0.1)}
+    assert saturation.fix == {} and "followed from the too-large step" in saturation.message
+
+
+def test_a_symptom_already_there_at_initialization_keeps_its_own_fix():
+    result = fake_result(SGD_SIGMOID, sharpness=[(0, 8.61)], loss=(2.3, 2.3), val_accuracy=0.1,
+                         act_stats=[0.5, 0.5, np.nan, 0.95])  # saturated before the first step too
+    saturation = next(f for f in diagnose(result) if f.kind == "saturation")
+    assert saturation.fix and "followed" not in saturation.message
+
+
+def test_past_the_bound_yet_learning_well_is_the_catapult_told_without_a_fix():
+    config = RunConfig(depth=2, optimizer="sgd", learning_rate=0.1)
+    findings = diagnose(fake_result(config, sharpness=[(0, 28.4)], val_accuracy=0.89))
+    assert kinds(findings) == [("healthy", "info"), ("step_too_large", "info")]
+    assert findings[1].fix == {} and "catapult" in findings[1].message
+
+
+def test_adams_too_large_step_is_read_from_the_update_ratio():
+    """No bound in the learning rate alone for Adam: the first steps moving weights by half their
+    size are the evidence; the fix is Adam's usual 1e-3."""
+    findings = diagnose(fake_result(RunConfig(depth=2, learning_rate=10.0), update_first=0.5, loss=(2.3, 2.3),
+                                    val_accuracy=0.1))
+    assert findings[0].kind == "step_too_large" and "50%" in findings[0].message
+    assert findings[0].fix == {"learning_rate": pytest.approx(1e-3)}
+    calm = diagnose(fake_result(RunConfig(depth=2, learning_rate=1e-3), update_first=1e-3))
+    assert "step_too_large" not in {f.kind for f in calm}
+
+
+def test_a_bounded_activation_with_chi_above_one_is_named_the_chaotic_phase():
+    """tanh with an orthogonal gain of 4: χ ≈ σ_w² E[φ'²] well above 1; the measured first-step
+    gradient grows going back (first/output 30x): the chaotic phase, fixed by the init."""
+    config = RunConfig(depth=2, width=256, activation="tanh", initializer="orthogonal", init_gain=4.0)
+    result = fake_result(config, grad_first=30.0, loss=(2.3, 2.2), val_accuracy=0.15,
+                         act_stats=[0.0, 0.9, np.nan, 0.7])
+    result.data = {"pixel_second_moment": 0.1}
+    findings = diagnose(result)
+    assert findings[0].kind == "chaotic" and findings[0].evidence["predicted_chi"] > 1.5
+    assert findings[0].fix == {"initializer": "glorot_uniform"}
+    result.grad_norm[:, 0] = 0.5  # the measurement does not show the growth: nothing is claimed
+    assert "chaotic" not in {f.kind for f in diagnose(result)}
+
+
+def test_units_dead_before_the_first_step_in_a_narrow_relu_net_ask_for_width():
+    config = RunConfig(depth=2, width=8, optimizer="sgd", learning_rate=0.01)
+    findings = diagnose(fake_result(config, loss=(2.3, 2.3), val_accuracy=0.1, act_stats=[0.0, 0.1, 0.75, np.nan]))
+    assert findings[0].kind == "narrow" and "75%" in findings[0].message and findings[0].fix == {"width": 128}

@@ -51,9 +51,13 @@ def test_precompute_then_the_app_shows_it_without_training(tmp_path, capsys, mon
     assert cli.main(["precompute", "--presets", "exploding-linear", "--grid", str(grid), "--out", str(store)]) == 0
     out = capsys.readouterr().out
     assert "exploding-linear" in out and "grid.txt:2" in out and "trained" in out
-    assert len(list(store.glob("*.npz"))) == 2
+    # exploding-linear diverges: its fix search's trials are stored beside it
+    tried = int(out.split("fix search")[1].split("change(s) tried")[0])
+    assert tried >= 1 and "verified fix: " in out and "verified fix: none" not in out
+    assert len(list(store.glob("*.npz"))) >= 2 + tried
     assert cli.main(["precompute", "--presets", "exploding-linear", "--grid", str(grid), "--out", str(store)]) == 0
-    assert capsys.readouterr().out.count("stored already") == 2  # second time: nothing retrained
+    again = capsys.readouterr().out
+    assert "stored already" in again and " trained " not in again  # second time: nothing retrained
 
     monkeypatch.setenv("GRADVIZ_STORE_DIR", str(store))
     before = COORDINATOR.trainings_started

@@ -20,14 +20,18 @@ from gradviz.diagnosis.evidence import (
     Evidence,
     Finding,
     gather_evidence,
+    init_grad_ratio,
     pct,
     sci,
 )
 from gradviz.diagnosis.init_findings import (
+    chaotic,
     family_init,
+    narrow,
     signal_through_depth,
     symmetric_init,
 )
+from gradviz.diagnosis.step_findings import SYMPTOMS, followed_from_step, step_too_large
 from gradviz.result import RunResult
 
 __all__ = ["Finding", "diagnose"]
@@ -45,7 +49,7 @@ def _diverged(r: RunResult, e: Evidence, cause: Finding | None = None) -> Findin
         else "its gradient overflowed in backprop"
     fix, advice = _diverged_fix(r.config)
     if cause is not None and cause.fix:  # it diverged because of how it started
-        fix, advice = cause.fix, f"It started that way: {cause.kind.replace('_', ' ')} (below) is the cause to fix."
+        fix, advice = cause.fix, f"The cause to fix is below: {cause.kind.replace('_', ' ')}."
     return Finding(
         "diverged", "critical",
         f"Training diverged at step {step} (epoch {step / r.steps_per_epoch:.2f}): the loss or a gradient "
@@ -85,19 +89,13 @@ def _vanishing_fix(r: RunResult) -> dict:
     config = r.config
     if config.time_steps:
         return {"step_pixels": 28} if config.architecture == "rnn" and config.step_pixels != 28 else {}
-    if _init_ratio(r) >= VANISHING_RATIO:  # fine at the first step: the training steps made it vanish
+    if init_grad_ratio(r) >= VANISHING_RATIO:  # fine at the first step: the training steps made it vanish
         return _smaller_step(config)
     if config.activation in ("sigmoid", "tanh", "softsign"):
         return {"activation": "relu", "initializer": "he_normal"}
     if config.initializer in ("random_normal", "random_uniform", "zeros"):
         return {"initializer": family_init(config.activation)}
     return {"batch_norm": True}
-
-
-def _init_ratio(r: RunResult) -> float:
-    """First kernel's gradient norm over the output kernel's at the first training step."""
-    first, last = (float(r.grad_norm[0, 0]), float(r.grad_norm[0, -1])) if len(r.step) else (0.0, 0.0)
-    return first / last if last > 0 and np.isfinite(first) else 0.0
 
 
 def _vanishing(r: RunResult, e: Evidence) -> Finding | None:
@@ -227,7 +225,8 @@ def diagnose(r: RunResult) -> list[Finding]:
 
     A cause at initialization (zero weights, a signal that collapses or blows up through depth)
     explains the gradient symptoms that follow from it, so they are not reported beside it with
-    fixes of their own. docs/diagnosis.md states every rule.
+    fixes of their own; a step too large for the curvature comes next, above the symptoms that
+    followed from it (kept, without fixes). docs/diagnosis.md states every rule.
 
     Args:
         r: a finished (or diverged, or stopped) run.
@@ -235,19 +234,42 @@ def diagnose(r: RunResult) -> list[Finding]:
         Findings, most severe first; always at least one (`healthy` only for a run that learns).
     """
     e = gather_evidence(r)
-    cause = symmetric_init(r, e) or signal_through_depth(r, e)
+    cause = symmetric_init(r, e) or signal_through_depth(r, e) or chaotic(r, e) or narrow(r, e)
+    step = step_too_large(r, e) if cause is None else None
     symptoms = () if cause is not None else (_vanishing, _exploding, _dead_units, _saturation)
-    problems = [f for f in [_diverged(r, e, cause), cause, *(rule(r, e) for rule in symptoms)] if f is not None]
+    found = [rule(r, e) for rule in symptoms]
+    if step is not None and step.severity != "info":
+        found = [followed_from_step(f) if f is not None and not _present_at_init(f, r) else f for f in found]
+    root = cause or (step if step is not None and step.severity != "info" else None)
+    problems = [f for f in [_diverged(r, e, root), root, *found] if f is not None]
     made_up = cause is not None and _made_up_for(cause, r, e)
     for finding in problems:
         finding.fix = _only_changes(r.config, finding.fix)
-        if not finding.fix and finding.severity != "info" and NO_FIX not in finding.message:
+        if not finding.fix and finding.severity != "info" and "fix that first" not in finding.message \
+                and NO_FIX not in finding.message:
             finding.message += f" {NO_FIX}"
+    if step is not None and step.severity == "info":  # past the bound, yet it learns well (the catapult)
+        problems.append(step)
+        made_up = made_up or not any(f.severity in ("critical", "warning") for f in problems)
     if made_up:
         problems.insert(0, _healthy(r, e))  # what happened first; how it started, second
     elif not any(f.severity in ("critical", "warning") for f in problems):
         problems.append(_healthy(r, e) if e.learning else _not_learning(r, e))
     return sorted(problems, key=lambda f: SEVERITY_ORDER[f.severity])
+
+
+def _present_at_init(symptom: Finding, r: RunResult) -> bool:
+    """The symptom was there before the first step (so the step size did not cause it)."""
+    if symptom.kind not in SYMPTOMS or not len(r.step):
+        return False
+    if symptom.kind == "vanishing":
+        return init_grad_ratio(r) < VANISHING_RATIO
+    column = {"dead_units": 2, "saturation": 3}.get(symptom.kind)
+    if column is None:
+        return False
+    at_init = r.act_stats[0, :, column]
+    threshold = DEAD_FRACTION if column == 2 else SATURATED_FRACTION
+    return bool(np.isfinite(at_init).any() and np.nanmax(at_init) >= threshold)
 
 
 def _only_changes(config, fix: dict) -> dict:

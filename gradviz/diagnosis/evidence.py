@@ -27,6 +27,7 @@ SATURATED_FRACTION = 0.5  # share of sigmoid/tanh outputs within 0.02 of their a
 # the forward signal has collapsed through depth, above its inverse it has blown up.
 SIGNAL_COLLAPSE = 1e-2
 SIGNAL_BLOWUP = 1e2
+CHAOTIC_CHI = 1.5  # predicted χ per hidden layer above this, for a bounded activation: the chaotic phase
 LEARNS_WELL = 0.8  # val accuracy of a run that learns well: a poor start it made up for is told, not fixed
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 ADAPTIVE = ("adam", "rmsprop")
@@ -104,6 +105,12 @@ class Evidence:
         if self.input_second_moment is None:
             return None
         return theory.predict(config, self.input_second_moment)
+
+
+def init_grad_ratio(r: RunResult) -> float:
+    """First kernel's gradient norm over the output kernel's at the first training step."""
+    first, last = (float(r.grad_norm[0, 0]), float(r.grad_norm[0, -1])) if len(r.step) else (0.0, 0.0)
+    return first / last if last > 0 and np.isfinite(first) else 0.0
 
 
 def _median(values: np.ndarray) -> float | None:

@@ -1,5 +1,7 @@
-"""Findings whose cause is the initialization: zero (symmetric) weights, and a forward signal that
-collapses or blows up through depth before training starts. The fix is computed from mean-field
+"""Findings whose cause is the initialization: zero (symmetric) weights, a forward signal that
+collapses or blows up through depth before training starts, a bounded activation started in the
+chaotic phase (χ > 1), and a ReLU net too narrow for its depth (units dead before the first step).
+The fix is computed from mean-field
 theory (gradviz.signal.theory): the initializer, or the random_normal / random_uniform std, that puts
 chi = sigma_w^2 E[phi'(z)^2] at 1 for the activation."""
 
@@ -7,10 +9,14 @@ from __future__ import annotations
 
 from gradviz.config import SCALED_INITIALIZERS, RunConfig
 from gradviz.diagnosis.evidence import (
+    CHAOTIC_CHI,
+    DEAD_FRACTION,
     SIGNAL_BLOWUP,
     SIGNAL_COLLAPSE,
     Evidence,
     Finding,
+    init_grad_ratio,
+    pct,
     sci,
 )
 from gradviz.result import RunResult
@@ -102,4 +108,65 @@ def signal_through_depth(r: RunResult, e: Evidence) -> Finding | None:
         f"initialization's scale for {r.config.activation} at depth {r.config.depth}{remedy}",
         {"init_spread_first": float(e.init_spread[0]), "init_spread_last": float(e.init_spread[-1]),
          "signal_ratio": ratio, "grad_norm_ratio_first_last": e.ratio, "val_accuracy": e.val_accuracy, **predicted},
+        fix)
+
+
+BOUNDED = ("sigmoid", "tanh", "softsign")
+NARROW_WIDTH, WIDER = 128, 4  # a ReLU net narrower than this is tried WIDER times wider, at least this wide
+
+
+def wider(config: RunConfig) -> int | None:
+    """The width a narrow ReLU-family net is tried at, or None where it is not narrow."""
+    if config.activation not in RELU_FAMILY or config.width >= NARROW_WIDTH:
+        return None
+    return max(config.width * WIDER, NARROW_WIDTH)
+
+
+def chaotic(r: RunResult, e: Evidence) -> Finding | None:
+    """A bounded activation started with χ > 1: the chaotic phase (Poole et al. 2016). Going back
+    the gradient grows by √χ a layer while the units sit at their flat ends. Named from the theory's
+    χ, with the measured first/output gradient ratio at the first step beside it (it must show the
+    growth: where it does not, the theory's picture is not what happened, and nothing is said)."""
+    config = r.config
+    prediction = e.prediction(config)
+    if config.activation not in BOUNDED or config.initializer == "zeros" or prediction is None:
+        return None
+    chi = sum(prediction.hidden_chi) / len(prediction.hidden_chi)
+    measured = init_grad_ratio(r)
+    if chi <= CHAOTIC_CHI or measured <= 1:
+        return None
+    fix, why = init_fix(config, e.input_second_moment)
+    saturated = r.act_stats[0, :, 3] if r.act_stats.size else []
+    most = f"; up to {pct(max(saturated))} of a layer's units start at the flat ends" if len(saturated) else ""
+    return Finding(
+        "chaotic", _severity(e),
+        f"The network starts in the chaotic phase: with {config.activation} and σ_w² = "
+        f"{theory.weight_scale(config, config.width, config.width):.2g}, mean-field theory gives χ ≈ {chi:.2g} > 1, "
+        f"so going back through a layer the gradient grows ×{prediction.grad_factor_per_layer:.2g}; measured at "
+        f"the first step, the first layer's gradient is {sci(measured)} × the output layer's{most} "
+        f"({e.learning_note()}). The cause is the initialization's scale{'; ' + why if fix else ''}.",
+        {"predicted_chi": chi, "grad_norm_ratio_first_last_at_init": measured, "val_accuracy": e.val_accuracy},
+        fix)
+
+
+def narrow(r: RunResult, e: Evidence) -> Finding | None:
+    """A ReLU-family net whose units are already dead at initialization in some layer: with few units
+    per layer, one layer where most happen to be off cuts the signal for every layer after it (the
+    dying-ReLU cascade of narrow deep nets, Lu et al. 2019). More units per layer make it unlikely."""
+    config = r.config
+    if config.activation not in RELU_FAMILY or config.architecture != "mlp" or not r.act_stats.size:
+        return None
+    dead = r.act_stats[0, :, 2]
+    if not len(dead) or not dead.max() >= DEAD_FRACTION:
+        return None
+    worst = int(dead.argmax())
+    width = wider(config)
+    fix = {"width": width} if width else {}
+    return Finding(
+        "narrow", _severity(e),
+        f"Before the first step {pct(dead[worst])} of the units in {r.act_layers[worst]} output 0 for every "
+        f"image checked: with {config.width} units per layer and {config.depth} layers, a layer where most units "
+        f"happen to be off cuts the signal and the gradient for everything after it ({e.learning_note()}). The "
+        f"cause is the width for this depth{f'; {width} units per layer make it unlikely' if fix else ''}.",
+        {"dead_fraction_at_init": float(dead[worst]), "layer": r.act_layers[worst], "val_accuracy": e.val_accuracy},
         fix)

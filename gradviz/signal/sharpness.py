@@ -1,16 +1,12 @@
-"""The loss's sharpness at initialization, and the learning rate it allows.
+"""The loss's sharpness at initialization, measured eagerly (`probe`), and the step it allows.
 
 The rule: λ, the top eigenvalue of the Hessian of the batch-mean loss with respect to every
 trainable weight, is found by power iteration with Hessian-vector products (double
 backpropagation; the Hessian itself is never formed) on the fixed probe batch, for the model a run
 starts from. Power iteration finds the eigenvalue largest in size; when that one is negative (batch
 norm's loss surface can curve down more than up at the start), a second pass on H - λ₋I finds the
-top one. Gradient descent on a quadratic of curvature λ is stable only for steps below 2/λ:
-that is the bound for SGD; heavy-ball momentum β moves it to 2(1+β)/λ. Adam and RMSprop divide
-each step by a running gradient size, so no bound in the learning rate alone follows; `stable_lr`
-is None for them and `sgd_lr` gives SGD's for reference. Between 2/λ and a few times it a run may
-spike and then settle somewhere flatter (the catapult, Lewkowycz et al. 2020): the bound says where
-plain descent stops being stable, not where learning fails.
+top one. The bound it gives a learning rate is gradviz.signal.step_bound's. Training measures the
+same λ in its compiled graph (gradviz.training.steps).
 """
 
 from __future__ import annotations
@@ -23,22 +19,11 @@ import numpy as np
 
 from gradviz.config import RunConfig
 from gradviz.serving.limits import check_memory
+from gradviz.signal.step_bound import stable_lr
 from gradviz.training.models import build_model, model_inputs
-from gradviz.training.optim import MOMENTUM
 from gradviz.training.tf_setup import keras, tf
 
 ITERATIONS, TOLERANCE = 30, 1e-3  # power iteration stops when λ changes by less than this (relative)
-
-
-def stable_lr(lambda_max: float, optimizer: str) -> float | None:
-    """The largest stable learning rate by the optimizer's simple bound, or None where there is none."""
-    if not lambda_max > 0:
-        return None
-    if optimizer == "sgd":
-        return 2.0 / lambda_max
-    if optimizer == "momentum":
-        return 2.0 * (1.0 + MOMENTUM) / lambda_max
-    return None  # adam, rmsprop: the step is divided by the gradient's running size
 
 
 @dataclass(frozen=True)

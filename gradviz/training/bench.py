@@ -304,3 +304,48 @@ def _seconds(work) -> float:
     started = time.perf_counter()
     work()
     return round(time.perf_counter() - started, 2)
+
+
+# Failing configs at the app's default size, each with the change a learner would meet first.
+FIX_SEARCH_CASES = {
+    "adam lr 10": RunConfig(learning_rate=10.0),
+    "sgd sigmoid lr 10": RunConfig(optimizer="sgd", learning_rate=10.0, activation="sigmoid"),
+    "deep sigmoid": RunConfig(depth=10, width=256, activation="sigmoid", initializer="glorot_uniform"),
+}
+
+
+def run_fix_search_bench(data: Dataset) -> dict:
+    """Per failing default-size MLP: seconds to the first row of the fix search and to its end
+    (each trial a fresh training; the step graphs already traced by the failing run, as on a page),
+    the rows tried and the verified fix. Then the sharpness' cost inside an SGD run: the traced
+    power iteration's first call (it traces) and a later call, against the run's own seconds."""
+    from gradviz.diagnosis.diagnose import diagnose
+    from gradviz.diagnosis.fix_search import plan_search, run_search
+    from gradviz.training.steps import CompiledSteps
+    from gradviz.training.train import SHARPNESS_IMAGES
+
+    out: dict = {"fix_search": {}}
+    for name, config in FIX_SEARCH_CASES.items():
+        clear_step_graphs()
+        result = train(config, data)
+        search = plan_search(result, diagnose(result), result.sharpness_at_init())
+        started, first = time.perf_counter(), None
+        for _ in run_search(search, lambda c: train(c, data)):
+            first = first or round(time.perf_counter() - started, 2)
+        out["fix_search"][name] = {"run_seconds": round(result.seconds, 2), "first_row_seconds": first,
+                                   "search_seconds": round(time.perf_counter() - started, 2),
+                                   "rows": len(search.trials), "verified_fix": search.verified_fix}
+    sgd = RunConfig(optimizer="sgd", learning_rate=0.05)
+    clear_step_graphs()
+    timed = train(sgd.replace(optimizer="adam"), data)  # the same run without the sharpness (Adam is not measured)
+    compiled = CompiledSteps(build_model(sgd), sgd, data.x_train, data.y_train)
+    x, y = data.x_val[:SHARPNESS_IMAGES], data.y_val[:SHARPNESS_IMAGES]
+    first = _seconds(lambda: compiled.sharpness(x, y, 0))
+    again = _seconds(lambda: compiled.sharpness(x, y, 0))
+    calls = 1 + sgd.epochs
+    out["sharpness_in_training"] = {
+        "first_call_seconds_traces": first, "call_seconds": again, "calls_per_run": calls,
+        "run_seconds": round(timed.seconds, 2),
+        "share_of_a_run_traced_once": round(again * calls / timed.seconds, 3),
+        "share_of_a_first_run": round((first + again * (calls - 1)) / timed.seconds, 3)}
+    return out

@@ -8,10 +8,10 @@ here against Keras' own on the same gradients.
 from __future__ import annotations
 
 from gradviz.config import RunConfig
+from gradviz.signal.step_bound import MOMENTUM
 from gradviz.training.tf_setup import keras, tf
 
 # Keras 3 defaults for the optimizers gradviz offers.
-MOMENTUM = 0.9
 ADAM_BETA_1, ADAM_BETA_2, EPSILON = 0.9, 0.999, 1e-7
 RMSPROP_RHO = 0.9
 SLOTS = {"sgd": 0, "momentum": 1, "rmsprop": 2, "adam": 2}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -22,6 +23,7 @@ from gradviz.training.models import (
 from gradviz.training.optim import apply_update, optimizer_state
 from gradviz.training.tf_setup import keras, tf
 
+LOG = logging.getLogger("gradviz")
 MIN_TOWER_ROWS, TOWER_WIDTHS = 64, (128, 256)  # where splitting a batch in two paid (see tower_sizes)
 # Fields whose value reaches the graphs only as an argument (learning rate, clip threshold) or
 # as the variables' starting values (seed, initializer): runs that differ only in these share
@@ -31,6 +33,11 @@ VALUE_FIELDS = ("learning_rate", "seed", "epochs", "train_size", "initializer", 
 PIXELS = tf.TensorSpec([None, 28, 28], tf.float32)
 LABELS = INDICES = tf.TensorSpec([None], tf.int32)
 SCALAR = tf.TensorSpec([], tf.int32)
+SHARPNESS_ITERATIONS = 12  # power-iteration steps in the traced sharpness (eager runs converged to 1e-3 in 7-14)
+
+
+class UnreachedWeights(RuntimeError):
+    """A traced graph in which the loss does not depend on some weight: a bug, never a user's error."""
 
 
 @dataclass(frozen=True)
@@ -160,9 +167,10 @@ class StepGraphs:
         self.act_names = [layer.name for layer in acts]
         self.forward_model = submodel(model, [model.output] + [layer.output for layer in acts])
         self._evaluate = tf.function(self._evaluate_graph, autograph=False)
-        self._chunk_concrete = self._evaluate_concrete = None
+        self._chunk_concrete = self._evaluate_concrete = self._sharpness_concrete = None
         # One lock per graph, so that a first run's snapshot thread can evaluate while the chunk traces.
         self._chunk_lock, self._evaluate_lock = threading.Lock(), threading.Lock()
+        self._sharpness_lock = threading.Lock()
 
     # --- called per run ----------------------------------------------------------------------
 
@@ -178,9 +186,21 @@ class StepGraphs:
         structure (every run's has the same); its variables are not kept."""
         with self._chunk_lock:
             if self._chunk_concrete is None:
-                self._chunk_concrete = self._chunk.get_concrete_function(INDICES, SCALAR, SCALAR, PIXELS, LABELS, state)
+                self._chunk_concrete = self._trace_chunk(state)
                 self._release_template()
             return self._chunk_concrete
+
+    def _trace_chunk(self, state: RunState):
+        """The chunk's concrete function; traced a second time, from scratch, if the first trace came
+        out with a weight the loss does not reach. Seen twice in ~1,000 soak trainings under
+        concurrent page loads (a zero-initialised MLP both times) and never reproduced alone: a
+        second trace has given a correct graph; a second failure is raised (docs/hosting.md)."""
+        try:
+            return self._chunk.get_concrete_function(INDICES, SCALAR, SCALAR, PIXELS, LABELS, state)
+        except UnreachedWeights as error:
+            LOG.warning("retracing the training step: %s", error)
+            self._chunk = tf.function(self._chunk_graph, autograph=False)
+            return self._chunk.get_concrete_function(INDICES, SCALAR, SCALAR, PIXELS, LABELS, state)
 
     def evaluate_function(self, state: RunState):
         with self._evaluate_lock:
@@ -189,6 +209,19 @@ class StepGraphs:
                     PIXELS, LABELS, SCALAR, state.trainable, state.non_trainable)
                 self._release_template()
             return self._evaluate_concrete
+
+    def sharpness_function(self, state: RunState, model: keras.Model):
+        """λ_max by power iteration (see _sharpness_graph), traced on first use with `model` (the
+        asking run's, of this shape) as its template: only runs that measure it pay for tracing it."""
+        with self._sharpness_lock:
+            if self._sharpness_concrete is None:
+                template = [model]  # emptied once traced, so the cached graph does not keep the model
+                self._sharpness_concrete = tf.function(
+                    lambda *args: self._sharpness_graph(template[0], *args), autograph=False).get_concrete_function(
+                    PIXELS, LABELS, [tf.TensorSpec(v.shape, v.dtype) for v in state.trainable],
+                    tf.TensorSpec([], tf.float32), state.trainable, state.non_trainable)
+                template.clear()
+            return self._sharpness_concrete
 
     def _release_template(self) -> None:
         """Once both graphs are traced, drop what only tracing needed: the template model and the
@@ -199,13 +232,15 @@ class StepGraphs:
 
     # --- traced --------------------------------------------------------------------------------
 
-    def _call(self, model, inputs, weights, moving, training: bool):
+    def _call(self, model, inputs, weights, moving, training: bool, template: keras.Model | None = None):
         """`model` (the template or a submodel of it) on the given weights: (outputs, batch norm's
         moving statistics after the call)."""
-        mapping = list(zip(self.trainable, weights)) + list(zip(self.non_trainable, moving))
+        trainable, non_trainable = (self.trainable, self.non_trainable) if template is None else \
+            (template.trainable_variables, template.non_trainable_variables)
+        mapping = list(zip(trainable, weights)) + list(zip(non_trainable, moving))
         with keras.StatelessScope(state_mapping=mapping) as scope:
             outputs = model(inputs, training=training)
-        return outputs, [scope.get_current_value(v) for v in self.non_trainable]
+        return outputs, [scope.get_current_value(v) for v in non_trainable]
 
     def _tower(self, xb, yb, weights, moving):
         """Forward and backward pass on a slice of the batch: its share of the batch-mean loss,
@@ -222,7 +257,7 @@ class StepGraphs:
         grads = tape.gradient(loss, list(weights) + ([inputs[1]] if self.time_steps else []))
         unreached = [v.path for v, g in zip(self.trainable, grads) if g is None]
         if unreached:  # traced only: a graph in which the loss does not depend on a weight is a bug
-            raise RuntimeError(f"the traced loss does not reach {unreached} ({self.config.to_strings(True)})")
+            raise UnreachedWeights(f"the traced loss does not reach {unreached} ({self.config.to_strings(True)})")
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), yb), tf.float32))
         return loss, correct, grads, moved
 
@@ -281,6 +316,35 @@ class StepGraphs:
         _, _, rows = tf.while_loop(running, one_step, (s0, tf.constant(True), rows))
         return rows.stack()
 
+    def _sharpness_graph(self, model, x, y, start, shift, trainable, non_trainable):
+        """The eigenvalue largest in size of H - shift·I, H the Hessian of the batch-mean loss on
+        (x, y) at the current weights: SHARPNESS_ITERATIONS power-iteration steps from `start`,
+        each a Hessian-vector product by double backpropagation. Returns the last two Rayleigh
+        quotients (their gap says how far it converged)."""
+        weights, moving = [v.value() for v in trainable], [v.value() for v in non_trainable]
+        inputs = model_inputs(model, x)
+
+        def product(vector):
+            with tf.GradientTape() as outer:
+                outer.watch(weights)
+                with tf.GradientTape() as inner:
+                    inner.watch(weights)
+                    logits, _ = self._call(model, inputs, weights, moving, training=True, template=model)
+                    loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+                dot = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(inner.gradient(loss, weights), vector)])
+            return [h - shift * v for h, v in zip(outer.gradient(dot, weights), vector)]
+
+        def normalised(vector):
+            return [v * tf.math.rsqrt(tf.reduce_sum(sums_of_squares(vector))) for v in vector]
+
+        def step(i, vector, value, previous):
+            hv = product(vector)
+            return i + 1, normalised(hv), tf.add_n([tf.reduce_sum(h * v) for h, v in zip(hv, vector)]), value
+
+        _, _, value, previous = tf.while_loop(lambda i, *_: i < SHARPNESS_ITERATIONS, step,
+                                              (tf.constant(0), normalised(start), tf.constant(0.0), tf.constant(0.0)))
+        return value, previous
+
     def _evaluate_graph(self, x, y, keep, trainable, non_trainable):
         weights, moving = [v.value() for v in trainable], [v.value() for v in non_trainable]
         outputs, _ = self._call(self.forward_model, model_inputs(self.model, x), weights, moving, training=False)
@@ -296,7 +360,7 @@ class CompiledSteps:
     handed to the graphs on every call. Only the first run of a graph shape traces them."""
 
     def __init__(self, model: keras.Model, config: RunConfig, x: np.ndarray, y: np.ndarray):
-        self.graphs = step_graphs(model, config)
+        self.graphs, self.model = step_graphs(model, config), model
         self.act_names = self.graphs.act_names
         # A Keras variable's .value is the tf.Variable behind it: what the graphs take as arguments.
         self.state = RunState([v.value for v in model.trainable_variables],
@@ -308,6 +372,23 @@ class CompiledSteps:
     def chunk(self, perm: tf.Tensor, s0: tf.Tensor, s1: tf.Tensor) -> tf.Tensor:
         """Steps [s0, s1) of the epoch order `perm`: one StepRecord row per step (see StepGraphs)."""
         return self.graphs.chunk(perm, s0, s1, self.x, self.y, self.state)
+
+    def sharpness(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
+        """λ_max, the top eigenvalue of the loss's Hessian on (x, y) at the weights now (power
+        iteration from a seeded start). Where the eigenvalue largest in size is negative, a second
+        pass on H - λ₋I finds the top one."""
+        rng = np.random.default_rng(seed)
+        start = [tf.constant(rng.standard_normal(v.shape).astype(np.float32)) for v in self.state.trainable]
+        graph = self.graphs.sharpness_function(self.state, self.model)
+        x, y = tf.constant(x), tf.constant(y)
+
+        def largest(shift: float) -> float:
+            value, _ = graph(x, y, start, tf.constant(shift, tf.float32), self.state.trainable,
+                             self.state.non_trainable)
+            return float(value) + shift
+
+        value = largest(0.0)
+        return largest(value) if value < 0 else value
 
     def trace_evaluation(self) -> None:
         self.graphs.evaluate_function(self.state)

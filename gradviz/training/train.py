@@ -26,6 +26,7 @@ from gradviz.training.steplog import DEFAULT_CAPACITY, StepLog
 from gradviz.training.steps import CompiledSteps, StepRecord
 from gradviz.training.tf_setup import keras, tf
 
+SHARPNESS_IMAGES = 64  # λ_max on the probe's batch: the first validation images
 TRAIN_EVAL_SIZE = 1000  # train subset scored at step 0, before there is an epoch mean (one eval batch)
 CHUNK_SECONDS = 0.4  # aim for a progress callback this often, so a UI can stream
 MIN_CHUNK, MAX_CHUNK = 4, 512
@@ -69,6 +70,7 @@ class _Recorder:
         self.record = StepRecord(len(layers), config.time_steps)
         self.log = StepLog(self.record.width, STEP_LOG_CAPACITY)
         self.taken: list[dict] = []  # one per snapshot, its summary computed on the pool
+        self.sharpness: list[tuple[int, float]] = []  # (step, λ_max) where measured
         self.steps_done = 0
         # Histograms and activation statistics are numpy work on copies: a second thread does them
         # while this one goes on training (~25 ms less per 3-epoch 10x256 run), and it computes the
@@ -113,7 +115,8 @@ class _Recorder:
             weight_edges=self.snapshots.weight_edges, pooled_edges=self.snapshots.pooled_edges,
             act_edges=self.snapshots.act_edges,
             step_stride=self.log.stride, steps_done=self.steps_done,
-            seconds=time.perf_counter() - self.started, **snap, **extra,
+            seconds=time.perf_counter() - self.started,
+            sharpness=np.array(self.sharpness, dtype=np.float64).reshape(-1, 2), **snap, **extra,
         )
 
 
@@ -141,7 +144,9 @@ def train(
         on_progress: called between compiled chunks with the run so far.
         should_stop: asked between chunks; True ends the run there (`stopped` is set).
     Returns:
-        The RunResult: every step's gradient norms, the snapshots, where it diverged if it did.
+        The RunResult: every step's gradient norms, the snapshots, where it diverged if it did,
+        and where the learning-rate law applies (measures_sharpness) the loss's sharpness λ_max on
+        the first 64 validation images before the first step and after each epoch.
     Raises:
         MemoryLimit: the cost model puts its peak memory over GRADVIZ_MAX_MEMORY_MB (nothing is built).
     """
@@ -154,12 +159,29 @@ def train(
     rec = _Recorder(config, data, [name for name, _ in tracked_kernels(model)], snapshots, steps_per_epoch, started)
     try:
         _first_snapshot_while_tracing(compiled, rec, data)
-        return _train_epochs(config, data, model, compiled, rec, on_progress, should_stop)
+        measure = _sharpness_meter(compiled, rec, data) if measures_sharpness(config) else None
+        if measure is not None:
+            measure()
+        return _train_epochs(config, data, model, compiled, rec, on_progress, should_stop, measure)
     finally:
         rec.close()
 
 
-def _train_epochs(config, data, model, compiled, rec, on_progress, should_stop) -> RunResult:
+def measures_sharpness(config: RunConfig) -> bool:
+    """Where the learning-rate law applies and λ is cheap: MLPs trained with SGD or momentum (Adam
+    and RMSprop have no bound in the learning rate alone; a Hessian-vector product through a CNN or
+    a recurrent layer costs 0.5-15 s here, see docs/performance.md). Fixed by the config, so a
+    cached or stored run has it exactly when a fresh one would."""
+    return config.architecture == "mlp" and config.optimizer in ("sgd", "momentum")
+
+
+def _sharpness_meter(compiled: CompiledSteps, rec: _Recorder, data: Dataset) -> Callable[[], None]:
+    """Records (steps done, λ_max) each time it is called."""
+    x, y = data.x_val[:SHARPNESS_IMAGES], data.y_val[:SHARPNESS_IMAGES]
+    return lambda: rec.sharpness.append((rec.steps_done, compiled.sharpness(x, y, rec.config.seed)))
+
+
+def _train_epochs(config, data, model, compiled, rec, on_progress, should_stop, measure=None) -> RunResult:
     """The epoch loop: compiled chunks, progress between them, a snapshot after each epoch."""
     n, steps_per_epoch = len(data.y_train), rec.steps_per_epoch
     chunk = FIRST_CHUNK
@@ -183,6 +205,8 @@ def _train_epochs(config, data, model, compiled, rec, on_progress, should_stop) 
                 rec.snapshot(*_epoch_means(epoch_rows, config.batch_size), validate(compiled, data))
                 return rec.result(stopped=True)
         rec.snapshot(*_epoch_means(epoch_rows, config.batch_size), validate(compiled, data))
+        if measure is not None:
+            measure()
     return rec.result()
 
 

@@ -28,17 +28,19 @@ STALE_FIX = ("This fix was found for the run shown, which was trained with other
              "controls show now: press Run to diagnose these settings.")
 
 
-def findings_panel(findings: list[Finding], key_prefix: str = "fix", stale: bool = False) -> None:
+def findings_panel(findings: list[Finding], key_prefix: str = "fix", stale: bool = False,
+                   buttons: bool = True) -> None:
     """Every finding in a coloured box, with an Apply-fix button where a single change fixes it
-    (disabled when the run shown is not the controls' settings: `stale`)."""
+    (disabled when the run shown is not the controls' settings: `stale`; none where a fix search
+    decides what is offered: not `buttons`)."""
     st.subheader("Diagnosis")
     offered = set()  # a change is offered once: findings that share a fix get one button, the first's
     for i, finding in enumerate(findings):
         change = tuple(sorted((k, format_value(v)) for k, v in finding.fix.items()))
         repeated = bool(finding.fix) and change in offered
         offered.add(change)
-        finding_box(finding, key=f"{key_prefix}_{i}", stale=stale, button=not repeated)
-        if repeated:
+        finding_box(finding, key=f"{key_prefix}_{i}", stale=stale, button=buttons and not repeated)
+        if repeated and buttons:
             st.caption("The same change as above fixes this too.")
 
 

@@ -67,10 +67,11 @@ def _load_data(config: RunConfig):
 
 
 class LiveView:
-    """Placeholders the run writes into while it trains: status, progress, growing charts."""
+    """Placeholders the run writes into while it trains: status, progress, growing charts (not
+    `compact`: a fix search's trials show only their progress)."""
 
-    def __init__(self, present: bool):
-        self.present = present
+    def __init__(self, present: bool, compact: bool = False, label: str = "Training"):
+        self.present, self.compact, self.label = present, compact, label
         self.status = st.empty()
         self.progress = st.empty()
         self.charts = st.container()
@@ -91,9 +92,9 @@ class LiveView:
         self.steps = progress.step
         if progress.where != "in-process":
             self.status.info(f"Training on the cluster's worker {literal(progress.where)}", icon=":material/lan:")
-        self.progress.progress(progress.fraction, text=f"Training: step {progress.step:,} of "
+        self.progress.progress(progress.fraction, text=f"{self.label}: step {progress.step:,} of "
                                f"{progress.total_steps:,} (epoch {progress.epoch:.1f}), loss {progress.loss:.4g}")
-        if time.monotonic() - self.last_draw >= LIVE_REFRESH_SECONDS:
+        if not self.compact and time.monotonic() - self.last_draw >= LIVE_REFRESH_SECONDS:
             partial = progress.snapshot()
             self.heatmap.altair_chart(charts.styled(charts.heatmap_chart(partial), self.present), width="stretch")
             self.loss.altair_chart(charts.styled(charts.loss_chart(partial), self.present), width="stretch")
@@ -154,7 +155,21 @@ def obtain_result(config: RunConfig, run_requested: bool, present: bool, fix_but
         return None
     if not _data_available() or not run_requested:  # missing data is said on every run of the page, once
         return None
-    live = LiveView(present)
+    return train_streamed(config, LiveView(present), fix_button)
+
+
+def search_trial(config: RunConfig, label: str) -> RunResult | None:
+    """A fix search's trial run: cached or stored, else trained through the queue like any run,
+    showing only its progress. None if it could not train (the reason is on the page)."""
+    result = stored_result(config)
+    if result is not None or not _data_available():
+        return result
+    return train_streamed(config, LiveView(present=False, compact=True, label=label), offer_closest=False)
+
+
+def train_streamed(config: RunConfig, live: LiveView, offer_closest: bool) -> RunResult | None:
+    """A training for this session through the server's queue (or the cluster's), streamed into
+    `live`; None if turned away, superseded or failed (said on the page)."""
     if cluster.address() is not None and cluster.client() is not None:  # the cluster queues and trains
         live.status.info(f"Sent to the cluster at {literal(cluster.address())}: waiting for a free worker ...",
                          icon=":material/lan:")
@@ -171,7 +186,7 @@ def obtain_result(config: RunConfig, run_requested: bool, present: bool, fix_but
             result = _train_in_turn(config, live)
     except QueueFull as full:
         live.clear()
-        server_busy(config, full, fix_button)
+        server_busy(config, full, offer_closest)
         return None
     except Superseded:  # this session asked for another run meanwhile; that one has our place
         return None

@@ -11,6 +11,7 @@ from gradviz.serving.results import COORDINATOR
 from gradviz.serving.settings import max_examples
 from gradviz.ui.components import detail_tabs, findings_panel, headline, main_charts
 from gradviz.ui.controls import sidebar_controls
+from gradviz.ui.fix_search import fix_search_panel, plan_for
 from gradviz.ui.init_view import init_view
 from gradviz.ui.limits import memory_refusal
 from gradviz.ui.present import PRESENTATION_CSS, TALK_KEY, stage, talk_names
@@ -44,12 +45,18 @@ def explorer_page() -> None:
     headline(result, findings, state.preset)
     main_charts(result)
     # A run shown under changed settings keeps its findings, but its fixes were for its own settings.
-    findings_panel(findings, stale=result.config != state.config)
+    stale = result.config != state.config
+    search = None if stale else plan_for(result, findings)
+    findings_panel(findings, stale=stale, buttons=search is None)
+    search_slot = st.container()  # filled last, so the charts below do not wait for the search
     where = result.meta.get("where", "in-process")
     st.caption(f"Data: {literal(result.data['description'])}. Trained {result.steps_done:,} steps in "
                f"{result.seconds:.1f} s"
                + ("." if where == "in-process" else f" on the cluster's worker {literal(where)}."))
     detail_tabs(result, state, probe)
+    if search is not None:  # the fix offered is the one that made this run learn, tried here
+        with search_slot:
+            fix_search_panel(search)
 
 
 def _result(state, run_clicked: bool):

@@ -1,0 +1,71 @@
+"""The page's side of the fix search: "What each change did", filling in as the trials land, and
+one Apply-fix button, only for a change that made this run learn (gradviz.diagnosis.fix_search)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from gradviz.config import format_value
+from gradviz.diagnosis.evidence import Finding
+from gradviz.diagnosis.fix_search import FixSearch, Trial, plan_search, run_search
+from gradviz.result import RunResult
+from gradviz.ui.runner import search_trial
+from gradviz.ui.session import apply_fix
+
+
+def change_text(change: dict) -> str:
+    return ", ".join(f"{k}={format_value(v)}" for k, v in change.items()) or "(as it is)"
+
+
+def plan_for(result: RunResult, findings: list[Finding]) -> FixSearch | None:
+    """The search this run gets, or None (nothing to fix, or nothing to try)."""
+    return plan_search(result, findings, result.sharpness_at_init())
+
+
+def fix_search_panel(search: FixSearch) -> None:
+    """Try each candidate on the learner's config (cached trials answer at once), drawing the table
+    as rows land; then the verified fix's button on top, or why there is none. A control moved
+    meanwhile reruns the page, which stops the search where it is (its trials so far stay cached)."""
+    st.markdown("#### What each change did")
+    button, table, status = st.empty(), st.empty(), st.empty()
+    status.caption(f"Trying {search.budget_text()} ...")
+    _draw(table, search)
+    for _ in run_search(search, lambda config: search_trial(config, f"Trying {change_text(_changed(search, config))}")):
+        _draw(table, search)
+    status.caption(_verdict_caption(search))
+    fix = search.verified_fix
+    if fix:
+        with button.container():
+            st.button(f"Apply fix: {change_text(fix)}", key="verified_fix", on_click=apply_fix, args=(fix,),
+                      type="primary", icon=":material/verified:",
+                      help="Tried on this run: this change made it learn (see the table).")
+
+
+def _changed(search: FixSearch, config) -> dict:
+    return {k: v for k, v in config.to_dict().items() if k != "epochs" and getattr(search.config, k) != v}
+
+
+def _verdict_caption(search: FixSearch) -> str:
+    tried = f"Tried: {search.budget_text()}."
+    if search.baseline is None:
+        return f"{tried} The unchanged run could not be trained at that budget, so nothing was compared."
+    if search.verified_fix:
+        return (f"{tried} The button applies the change that made it learn best; a change learned when its run "
+                "did not diverge, reached 30% validation accuracy with no critical finding, and beat the run as "
+                "it is (docs/diagnosis.md).")
+    return f"{tried} None of them made this run learn, so no fix is offered: the table is the evidence."
+
+
+def _draw(table, search: FixSearch) -> None:
+    rows = [_row(t) for t in ([search.baseline] if search.baseline else []) + search.trials]
+    if rows:
+        table.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def _row(trial: Trial) -> dict:
+    accuracy = None if trial.val_accuracy is None else round(100 * trial.val_accuracy, 1)
+    return {"change": change_text(trial.change), "val accuracy %": accuracy,
+            "diverged at step": trial.diverged_at_step,
+            "the diagnosis says": ", ".join(k.replace("_", " ") for k in trial.kinds) or "no problem",
+            "made it learn": "yes" if trial.learned else ("-" if not trial.change else "no")}
