@@ -59,21 +59,23 @@ def test_small_preset_run_yields_charts_and_findings():
     assert {"Gradient norm per layer", "Gradient norm across depth", "Update / weight ratio per step (guide: 1e-3)",
             "Accuracy (chance = 10%)"} <= set(found)
     assert re.search(r"diverged at step 2 .*first bad layer is hidden_\d\d", at.error[0].value)
+    # one button, the fix search's: a change it trained on this run and saw learn (the table above it)
     fix = [b for b in at.button if b.label.startswith("Apply fix")]
-    assert fix and fix[0].label == "Apply fix: clipnorm=1"
+    assert len(fix) == 1 and fix[0].key == "verified_fix"
+    assert any("What each change did" in m.value for m in at.markdown)
 
 
-def test_apply_fix_changes_the_controls_and_reruns():
+def test_apply_fix_changes_the_controls_and_shows_the_run_the_search_trained():
     at = open_app({"preset": "seed-vanishing-sigmoid", **SMALL})
     before = COORDINATOR.trainings_started
-    next(b for b in at.button if b.label.startswith("Apply fix")).click().run()
+    button = next(b for b in at.button if b.label.startswith("Apply fix"))
+    change = dict(pair.split("=") for pair in button.label.removeprefix("Apply fix: ").split(", "))
+    button.click().run()
     no_exception(at)
-    assert at.selectbox(key="cfg_activation").value == "relu"
-    assert at.selectbox(key="cfg_initializer").value == "he_normal"
     linked = parse_query(at.query_params)[0].config  # the link reproduces the fixed config
-    assert (linked.activation, linked.initializer, linked.depth) == ("relu", "he_normal", 10)
-    assert headline_text(at).startswith("### Healthy")
-    assert COORDINATOR.trainings_started == before + 1
+    assert linked.to_strings() == {**PRESETS["seed-vanishing-sigmoid"].config.to_strings(), **SMALL, **change}
+    assert linked.depth == 10 and headline_text(at).startswith("### Healthy")
+    assert COORDINATOR.trainings_started == before  # the search trained it already: shown at once
 
 
 def test_url_params_load_into_the_controls():

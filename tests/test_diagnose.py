@@ -203,7 +203,8 @@ def test_verdicts_are_computed_from_findings():
     assert verdict(healthy, diagnose(fake_result(diverged_at=3)))[0] == "not reproduced"
 
 
-SGD_SIGMOID = RunConfig(depth=2, activation="sigmoid", initializer="glorot_uniform", optimizer="sgd", learning_rate=10.0)
+SGD_SIGMOID = RunConfig(depth=2, activation="sigmoid", initializer="glorot_uniform", optimizer="sgd",
+                        learning_rate=10.0)
 
 
 def test_a_step_past_two_over_lambda_is_the_root_cause_above_what_followed():

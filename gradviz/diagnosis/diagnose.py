@@ -240,8 +240,8 @@ def diagnose(r: RunResult) -> list[Finding]:
     found = [rule(r, e) for rule in symptoms]
     if step is not None and step.severity != "info":
         found = [followed_from_step(f) if f is not None and not _present_at_init(f, r) else f for f in found]
-    root = cause or (step if step is not None and step.severity != "info" else None)
-    problems = [f for f in [_diverged(r, e, root), root, *found] if f is not None]
+    step_root = step if step is not None and step.severity != "info" else None
+    problems = [f for f in [_diverged(r, e, cause), cause or step_root, *found] if f is not None]
     made_up = cause is not None and _made_up_for(cause, r, e)
     for finding in problems:
         finding.fix = _only_changes(r.config, finding.fix)
