@@ -159,7 +159,7 @@ def sweep_spec(args):
     x = parse_axis(args.x, X_FIELDS, "x") if args.x else named.spec.x
     series = parse_axis(args.series, SERIES_FIELDS, "series") if args.series else (named.spec.series if named else None)
     y = parse_axis(args.y, X_FIELDS, "y") if args.y else (named.spec.y if named else None)
-    return SweepSpec(base, x, series, y, train=args.train), named
+    return SweepSpec(base, x, series, y, train=args.train or bool(named and named.spec.train)), named
 
 
 def cmd_sweep(args) -> int:
@@ -182,7 +182,7 @@ def cmd_sweep(args) -> int:
         x, y, where = probe_batch(PROBE_IMAGES, args.data_dir)
         result = run_init(spec, x, y, where)
     report = result.to_json()
-    if named is not None and not spec.train and spec == named.spec:
+    if named is not None and spec == named.spec:  # the named sweep as written: its verdict applies
         outcome, why = named.judge(result)
         report["sweep"] = {"name": named.name, "claim": named.claim, "verdict": outcome, "why": why}
     return emit(report, args.json, format_sweep)

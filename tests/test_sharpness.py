@@ -49,3 +49,35 @@ def test_the_json_names_the_bound_for_the_run_and_sgds_for_reference():
     report = found.to_json()
     assert report["lambda_max"] > 0 and report["optimizer"] == "momentum" and report["batch"] == 32
     assert report["stable_lr"] == pytest.approx(1.9 * report["sgd_lr"]) and report["sgd_lr"] == 2 / report["lambda_max"]
+
+
+def test_the_init_views_sharpness_is_cached_per_starting_point_not_per_step():
+    """λ does not depend on the optimizer or the learning rate: moving those reuses the measurement,
+    and the bound follows the optimizer now chosen."""
+    from gradviz.signal import sharpness
+
+    data = make_dataset()
+    x, y = data.x_val[:32], data.y_val[:32]
+    config = RunConfig(depth=2, width=16, seed=11)
+    first = sharpness.sharpness_for_view(config, x, y)
+    size = len(sharpness._VIEW_CACHE)
+    adam = sharpness.sharpness_for_view(config.replace(optimizer="adam", learning_rate=0.3), x, y)
+    momentum = sharpness.sharpness_for_view(config.replace(optimizer="momentum"), x, y)
+    assert len(sharpness._VIEW_CACHE) == size and adam.lambda_max == momentum.lambda_max == first.lambda_max
+    assert adam.stable_lr is None and momentum.stable_lr == pytest.approx(2 * (1 + MOMENTUM) / first.lambda_max)
+    oracle = measure_sharpness(config, x, y, iterations=80, tolerance=1e-7)
+    assert first.lambda_max == pytest.approx(oracle.lambda_max, rel=0.05)
+    sharpness.sharpness_for_view(config.replace(seed=12), x, y)  # another starting point: measured anew
+    assert len(sharpness._VIEW_CACHE) == size + 1
+
+
+def test_the_step_law_sentence_names_the_bound_or_why_there_is_none():
+    from gradviz.signal.sharpness import Sharpness
+    from gradviz.ui.init_view import step_law_text
+
+    sgd = step_law_text(Sharpness(20.0, "sgd", 64, 10, 0.1), 0.5)
+    assert "2/λ = 0.1" in sgd and "past it (5×)" in sgd
+    assert "inside it (0.1×)" in step_law_text(Sharpness(20.0, "sgd", 64, 10, 0.1), 0.01)
+    adam = step_law_text(Sharpness(20.0, "adam", 64, 10, 0.1), 0.001)
+    assert "no bound" in adam and "2/λ = 0.1" in adam
+    assert "no step bound" in step_law_text(Sharpness(-3.0, "sgd", 64, 10, 0.1), 0.01)

@@ -19,7 +19,7 @@ from gradviz.sweeps.grid import (
     parse_axis,
     run_init,
 )
-from gradviz.sweeps.named import SWEEP_PRESETS, judge_he
+from gradviz.sweeps.named import SWEEP_PRESETS, judge_he, judge_learning_rate_law
 from support.helpers import make_dataset
 
 DATA = make_dataset(n_train=16, n_val=32, seed=5)
@@ -100,7 +100,7 @@ def test_the_order_to_chaos_sweep_agrees_with_the_theory(real_data_or_skip):
     assert preset.judge(result)[0] == "reproduced"
 
 
-@pytest.mark.parametrize("name", [n for n in SWEEP_PRESETS if n != "order-to-chaos"])
+@pytest.mark.parametrize("name", [n for n in SWEEP_PRESETS if n not in ("order-to-chaos", "learning-rate-law")])
 def test_the_named_sweeps_verdicts_are_computed_from_the_measured_points(name, real_data_or_skip):
     from gradviz.data import probe_batch
 
@@ -120,6 +120,46 @@ def test_a_verdict_follows_the_numbers():
     spec = SWEEP_PRESETS["he2015-depth"].spec
     assert judge_he(SweepResult(spec, points(0.7)))[0] == "reproduced"
     assert judge_he(SweepResult(spec, points(1.0)))[0] == "partly"
+
+
+def _lr_points(learns_up_to: float, stable_below: bool = True):
+    rates = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28]
+    return [{"x": lr, "series": None, "stable_lr": 0.07, "val_accuracy": 0.6 if lr <= learns_up_to else 0.1,
+             "diverged_at_step": None, "loss_fell": stable_below or lr >= 0.07} for lr in rates]
+
+
+def test_the_learning_rate_verdict_follows_the_numbers():
+    spec = SWEEP_PRESETS["learning-rate-law"].spec
+    outcome, why = judge_learning_rate_law(SweepResult(spec, _lr_points(0.16)))
+    assert outcome == "reproduced" and "2/λ = 0.07" in why and "from 0.32 up (4.6× 2/λ)" in why and "catapult" in why
+    assert judge_learning_rate_law(SweepResult(spec, _lr_points(10.0)))[0] == "not reproduced"  # never stops
+    assert judge_learning_rate_law(SweepResult(spec, _lr_points(0.16, stable_below=False)))[0] == "partly"
+    assert judge_learning_rate_law(SweepResult(spec, [{**p, "stable_lr": None} for p in _lr_points(0.16)]))[0] \
+        == "not reproduced"  # without the sharpness there is no bound to judge against
+
+
+def test_the_learning_rate_sweep_is_drawn_with_its_bound():
+    from gradviz.sweeps.charts import sweep_chart
+
+    spec = sweep_chart(_lr_points(0.16), "accuracy", "learning_rate").to_dict()
+    rules = [layer for layer in spec["layer"] if layer["mark"] == {"type": "rule", "strokeDash": [2, 3],
+                                                                   "strokeWidth": 2, "color": "#555"}]
+    assert len(rules) == 1 and "2/λ" in spec["title"]
+    data = spec["datasets"][rules[0]["data"]["name"]]
+    assert data == [{"x": 0.07, "label": "2/λ"}]
+
+
+def test_the_learning_rate_law_on_mnist(trained):
+    """The named sweep trained: λ is the same at every point (one initialization), 2/λ is the bound
+    of the λ measured, and the verdict is computed from the runs."""
+    from gradviz.sweeps.grid import run_trained
+
+    preset = SWEEP_PRESETS["learning-rate-law"]
+    result = run_trained(preset.spec, trained)
+    lambdas = {p["lambda_max_init"] for p in result.points}
+    assert len(lambdas) == 1 and result.points[0]["stable_lr"] == pytest.approx(2 / lambdas.pop())
+    outcome, why = preset.judge(result)
+    assert outcome == "reproduced", why
 
 
 def test_sweep_cli_json_contract(capsys, real_data_or_skip):

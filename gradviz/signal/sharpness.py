@@ -11,8 +11,11 @@ same λ in its compiled graph (gradviz.training.steps).
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,3 +111,29 @@ def _power_iteration(multiply, start: list[tf.Tensor], iterations: int, toleranc
 def _normalised(vector: list[tf.Tensor]) -> list[tf.Tensor]:
     norm = tf.sqrt(tf.add_n([tf.reduce_sum(v * v) for v in vector]))
     return [v / norm for v in vector]
+
+
+QUICK_TOLERANCE, QUICK_ITERATIONS = 1e-2, 15  # the init view's: a line of text, not a measurement to fit
+_VIEW_CACHE: OrderedDict = OrderedDict()  # (starting point, images' digest) -> Sharpness; numbers only
+_VIEW_CACHE_SIZE = 256
+_VIEW_LOCK = threading.Lock()
+
+
+def sharpness_for_view(config: RunConfig, x: np.ndarray, y: np.ndarray) -> Sharpness:
+    """λ for the At-initialization view, cached per starting point: λ depends on the model and its
+    initial weights, not on the optimizer or the learning rate, so moving those reuses it."""
+    default = RunConfig()
+    start = config.replace(optimizer="sgd", learning_rate=0.01, clipnorm=None, global_clipnorm=None, clipvalue=None,
+                           epochs=default.epochs, train_size=default.train_size, batch_size=default.batch_size)
+    key = (start.cache_key(), hashlib.sha1(np.ascontiguousarray(x)).hexdigest())
+    with _VIEW_LOCK:
+        found = _VIEW_CACHE.get(key)
+        if found is not None:
+            _VIEW_CACHE.move_to_end(key)
+    if found is None:
+        found = measure_sharpness(start, x, y, QUICK_ITERATIONS, QUICK_TOLERANCE)
+        with _VIEW_LOCK:
+            _VIEW_CACHE[key] = found
+            while len(_VIEW_CACHE) > _VIEW_CACHE_SIZE:
+                _VIEW_CACHE.popitem(last=False)
+    return Sharpness(found.lambda_max, config.optimizer, found.batch, found.iterations, found.seconds)

@@ -59,7 +59,14 @@ def sweep_chart(points: list[dict], measure: str, x_field: str, height: int = 32
     diverged = alt.Chart(frame[frame.diverged]).mark_point(shape="cross", size=160, color=DIVERGED_COLOR,
                                                            filled=True).encode(x=x, y=alt.Y("value:Q"), tooltip=tooltip)
     legend = "solid: measured; dashed: mean-field theory" if (frame.kind == "theory").any() else "measured"
-    return alt.layer(theory, measured, diverged).properties(height=height, title=f"{title} ({legend})")
+    layers = [theory, measured, diverged]
+    bounds = [p["stable_lr"] for p in points if p.get("stable_lr")] if x_field == "learning_rate" else []
+    if bounds:  # the learning-rate law: the stable step for the curvature at initialization
+        rule = pd.DataFrame({"x": [float(np.median(bounds))], "label": ["2/λ"]})
+        layers.append(alt.Chart(rule).mark_rule(strokeDash=[2, 3], strokeWidth=2, color="#555").encode(
+            x=x, tooltip=[alt.Tooltip("x:Q", title="2/λ", format=".3g")]))
+        legend += "; dotted: 2/λ"
+    return alt.layer(*layers).properties(height=height, title=f"{title} ({legend})")
 
 
 def _edges(values: list[float], log: bool) -> tuple[list[float], list[float]]:

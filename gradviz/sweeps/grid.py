@@ -21,6 +21,7 @@ from gradviz.config import RULES, ConfigError, RunConfig, format_value, parse_va
 from gradviz.result import finite_or_none
 from gradviz.serving import limits
 from gradviz.serving.settings import max_memory_mb
+from gradviz.signal.step_bound import stable_lr
 
 X_FIELDS = ("depth", "init_std", "init_gain", "learning_rate", "width", "step_pixels")
 SERIES_FIELDS = ("activation", "initializer", "optimizer", "batch_norm", "residual")
@@ -257,7 +258,10 @@ def trained_point(xv, s, yv, run) -> dict:
     return {"x": xv, "series": s, "y": yv, "ratio_first_last": finite_or_none(run.grad_norm_ratio_first_last()),
             "forward_rms_last": finite_or_none(float(np.sqrt(np.sum(run.act_stats[0, -1, :2] ** 2))))
             if run.act_stats.shape[1] else None,
-            "predicted_ratio": None, "val_accuracy": final["val_accuracy"], "diverged_at_step": run.diverged_at_step}
+            "predicted_ratio": None, "val_accuracy": final["val_accuracy"], "diverged_at_step": run.diverged_at_step,
+            "loss_fell": bool(run.train_loss[-1] < 0.9 * run.train_loss[0]) and not run.diverged,
+            "lambda_max_init": finite_or_none(run.sharpness_at_init()),
+            "stable_lr": finite_or_none(stable_lr(run.sharpness_at_init(), run.config.optimizer))}
 
 
 def run_trained(spec: SweepSpec, obtain: Callable[[RunConfig], object], max_examples: int | None = None,

@@ -19,6 +19,8 @@ from gradviz.sweeps.grid import (
 )
 
 WIDE = RunConfig(width=256, train_size=2000, epochs=1)
+LEARNS = 0.3  # validation accuracy: three times chance
+CATAPULT_RANGE = 20  # "a few times 2/λ": where learning stops, as a multiple of the bound, at most this
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,36 @@ def judge_order_to_chaos(result: SweepResult) -> tuple[str, str]:
     return ("reproduced" if agree >= 0.95 else "partly" if agree >= 0.75 else "not reproduced"), why
 
 
-def _spec(base: RunConfig, x: str, series: str | None = None, y: str | None = None) -> SweepSpec:
+def judge_learning_rate_law(result: SweepResult) -> tuple[str, str]:
+    """Below 2/λ every run is stable (no divergence, the loss fell by 10 %); learning stops within a
+    few times 2/λ (between, a run may spike and settle: the catapult). Where it stopped is stated as
+    a multiple of 2/λ, computed from the points."""
+    bounds = [p["stable_lr"] for p in result.points if p.get("stable_lr")]
+    if not bounds or len(result.points) < 4:
+        return "not reproduced", "Too few trained points with the sharpness measured (SGD or momentum MLPs only)."
+    bound = float(np.median(bounds))
+    learned = {p["x"]: p["diverged_at_step"] is None and (p["val_accuracy"] or 0) >= LEARNS for p in result.points}
+    below = [p for p in result.points if p["x"] < bound]
+    stable = sum(bool(p.get("loss_fell")) for p in below)
+    stops = next((lr for lr in sorted(learned) if all(not learned[x] for x in learned if x >= lr)), None)
+    why = (f"λ at initialization gives 2/λ = {bound:.3g}. Below it {stable} of {len(below)} runs are stable "
+           "(the loss fell); ")
+    if stops is None or not any(learned.values()):
+        return "not reproduced", why + ("every learning rate tried above it still learns (try larger ones)."
+                                        if stops is None else "no learning rate tried learned at this budget.")
+    past = sum(learned[x] for x in learned if bound <= x < stops)
+    why += (f"from {stops:.3g} up ({stops / bound:.1f}× 2/λ) none learns"
+            + (f"; between, {past} run(s) past the bound still learned (the catapult)." if past else "."))
+    all_stable = bool(below) and stable == len(below)
+    within = 1 <= stops / bound <= CATAPULT_RANGE
+    return ("reproduced" if all_stable and within else "partly" if all_stable or within else "not reproduced"), why
+
+
+def _spec(base: RunConfig, x: str, series: str | None = None, y: str | None = None,
+          train: bool = False) -> SweepSpec:
     return SweepSpec(base, parse_axis(x, X_FIELDS, "x"),
                      parse_axis(series, SERIES_FIELDS, "series") if series else None,
-                     parse_axis(y, X_FIELDS, "y") if y else None)
+                     parse_axis(y, X_FIELDS, "y") if y else None, train)
 
 
 SWEEP_PRESETS: dict[str, SweepPreset] = {p.name: p for p in (
@@ -102,6 +130,13 @@ SWEEP_PRESETS: dict[str, SweepPreset] = {p.name: p for p in (
                       y="depth=2,4,7,10,15,20,25,30,40,50"),
                 "Below χ = 1 (the ordered phase) the gradient vanishes with depth, above it (chaos) it explodes, "
                 "more sharply the deeper the network: the boundary is the line χ = 1.", judge_order_to_chaos),
+    SweepPreset("learning-rate-law",
+                "The learning-rate law: SGD on a 6 x 128 ReLU MLP, learning rate 0.01-3, trained",
+                _spec(RunConfig(optimizer="sgd", train_size=4000, epochs=1), "learning_rate=0.01:3:10:log",
+                      train=True),
+                "Gradient descent is stable only for steps below 2/λ, λ the loss's sharpness at initialization: "
+                "below it every run is stable; a few times past it, SGD stops learning (in between a run may spike "
+                "and settle somewhere flatter: the catapult, Lewkowycz et al. 2020).", judge_learning_rate_law),
 )}
 
 

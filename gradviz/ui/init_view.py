@@ -59,7 +59,41 @@ def init_view(config: RunConfig):
     law.markdown(probe.law)
     limits = "" if theory.not_covered(config) else LIMITS.format(width=config.width) + " "
     st.caption(f"{limits}Measured on {PROBE_IMAGES} {where['split']}-split images in {probe.seconds * 1000:.0f} ms.")
+    _step_law(config, x, y)
     return probe
+
+
+def _step_law(config: RunConfig, x, y) -> None:
+    """The learning-rate law beside the initialization's: the sharpness λ here and the step it allows
+    (MLPs: a Hessian-vector product through a CNN or a recurrent layer costs seconds)."""
+    if config.architecture != "mlp":
+        return
+    from gradviz.signal.sharpness import sharpness_for_view
+
+    try:
+        with COORDINATOR.memory.reserve(cost.probe(config).mb):
+            found = sharpness_for_view(config, x, y)
+    except Exception:  # noqa: BLE001 - a line of text: without it the view is still whole
+        LOG.exception("sharpness failed for %s", config)
+        return
+    st.markdown(step_law_text(found, config.learning_rate))
+
+
+def step_law_text(found, learning_rate: float) -> str:
+    """One sentence: λ, the stable step for this optimizer, and where the learning rate sits."""
+    lam = found.lambda_max
+    head = f"**The step:** the loss's sharpness here is λ = {lam:.3g} (top Hessian eigenvalue, same images)"
+    if found.stable_lr is not None:
+        where = "inside" if learning_rate < found.stable_lr else "past"
+        formula = "2(1+β)/λ" if found.optimizer == "momentum" else "2/λ"
+        return (f"{head}, so the largest stable {found.optimizer} step is about {formula} = {found.stable_lr:.3g}; "
+                f"the learning rate {learning_rate:g} is {where} it ({learning_rate / found.stable_lr:.2g}×). Past it "
+                "a run may still spike and settle (the catapult), or diverge.")
+    if found.sgd_lr is not None:
+        return (f"{head}. {found.optimizer} rescales every step by the gradient's running size, so no bound on the "
+                f"learning rate alone follows (SGD's would be 2/λ = {found.sgd_lr:.3g}); watch the Updates tab's "
+                "update/weight ratio instead.")
+    return f"{head}: the loss curves down more than up here, so no step bound follows from it."
 
 
 def _fits(config: RunConfig) -> bool:

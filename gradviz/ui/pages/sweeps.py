@@ -114,7 +114,7 @@ def sweep_page() -> None:
     result = _trained(spec) if spec.train else _at_init(spec)
     if result is None or not result.points:
         return
-    if named is not None and not spec.train:
+    if named is not None and named.spec == spec:  # as written (trained or at initialization): its verdict
         outcome, why = named.judge(result)
         VERDICT_BOX[outcome](f"**{named.name}: {outcome}.** {named.claim} {why}")
     _downloads(result)
@@ -136,13 +136,17 @@ def _pick_named() -> None:
         load_config_into_widgets(spec.base)
         texts = spec.to_strings()
         st.session_state.sweep_x, st.session_state.sweep_series = texts["x"], texts.get("series", "")
-        st.session_state.sweep_y, st.session_state.sweep_mode = texts.get("y", ""), "At initialization"
+        st.session_state.sweep_y = texts.get("y", "")
+        st.session_state.sweep_mode = "Trained" if spec.train else "At initialization"
 
 
 def _matching_named(spec: SweepSpec | None):
-    """The named sweep this is, as measured at initialization (its verdict is about that)."""
-    plain = SweepSpec(spec.base, spec.x, spec.series, spec.y) if spec is not None else None
-    return next((p for p in SWEEP_PRESETS.values() if p.spec == plain), None)
+    """The named sweep this is: as written, or an init-time one trained (named in the link; its
+    verdict is about the measurement at initialization, so it is not shown then)."""
+    if spec is None:
+        return None
+    plain = SweepSpec(spec.base, spec.x, spec.series, spec.y)
+    return next((p for p in SWEEP_PRESETS.values() if p.spec in (spec, plain)), None)
 
 
 def _fits(spec: SweepSpec) -> bool:
@@ -252,6 +256,10 @@ def _trained(spec: SweepSpec) -> SweepResult | None:
             for measure in ("accuracy", "kernel"):
                 figure = sweep_charts.sweep_chart(points, measure, spec.x.field, height=260)
                 chart(figure)
+            if spec.x.field == "learning_rate" and any(p.get("stable_lr") for p in points):
+                st.caption("Dotted: 2/λ (momentum: 2(1+β)/λ), the largest stable step for the loss's sharpness λ "
+                           "at initialization. Past it plain descent is unstable; a run may still spike and settle "
+                           "(the catapult). Adam and RMSprop have no such bound, and λ is not measured for them.")
         st.session_state.sweep_figure = figure
 
     found = run_trained(spec, lambda c: obtain_result(c, True, present=False) if run else stored_result(c),
