@@ -395,6 +395,29 @@ def time_profile_chart(runs: dict[str, RunResult], height: int = 300) -> alt.Cha
     ).properties(height=height, title="Gradient across time steps")
 
 
+HALVES = ("whole image", "first half blanked", "second half blanked")
+
+
+def halves_frame(runs: dict[str, RunResult]) -> pd.DataFrame:
+    """Per run with the halves measured: validation accuracy on the whole image and with each half blanked."""
+    rows = [{"config": label, "input": what, "val_accuracy": float(value)}
+            for label, r in runs.items() if len(r.halves) == 2
+            for what, value in zip(HALVES, (r.val_accuracy[-1], *r.halves))]
+    return pd.DataFrame(rows, columns=["config", "input", "val_accuracy"])
+
+
+def halves_chart(runs: dict[str, RunResult], height: int = 220) -> alt.Chart:
+    """Grouped bars: each run's accuracy on the whole image, without its first half, without its second."""
+    return alt.Chart(halves_frame(runs)).mark_bar().encode(
+        x=alt.X("input:N", title=None, sort=list(HALVES), axis=alt.Axis(labelAngle=0)),
+        xOffset=alt.XOffset("config:N"),
+        y=alt.Y("val_accuracy:Q", title="validation accuracy", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%")),
+        color=_config_color(runs),
+        tooltip=["config:N", "input:N", alt.Tooltip("val_accuracy:Q", format=".1%")],
+    ).properties(height=height, title="Used, not just reached: accuracy with half of each image blanked")
+
+
 ALL_CHARTS = {
     "heatmap": heatmap_chart, "loss": loss_chart, "accuracy": accuracy_chart, "grad_lines": grad_lines_chart,
     "depth_profile": depth_profile_chart, "weights": weight_hist_chart, "activations": activation_hist_chart,

@@ -64,6 +64,9 @@ class RunResult:
     # [K, 2] (step, λ_max): the loss's sharpness at step 0 and after each epoch, where measured
     # (train(..., sharpness=True), MLPs); [0, 2] otherwise.
     sharpness: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    # rnn/lstm/gru at the end of training: validation accuracy with the first half of the image's
+    # time steps blanked, and with the second half blanked ([2]); [0] otherwise.
+    halves: np.ndarray = field(default_factory=lambda: np.zeros(0))
     meta: dict = field(default_factory=dict)
 
     # --- summaries -----------------------------------------------------------------------------

@@ -22,7 +22,8 @@ TINY = ["--set", "depth=2", "--set", "width=16", "--set", "train_size=512", "--s
 JSON_KEYS = {"config", "data", "final", "diverged_at_step", "first_bad_layer", "grad_norm_ratio_first_last",
              "diagnosis", "sharpness", "timing"}
 KINDS = {"vanishing", "exploding", "diverged", "dead_units", "saturation", "healthy", "symmetric_init",
-         "signal_collapse", "signal_blowup", "not_learning", "step_too_large", "chaotic", "narrow"}
+         "signal_collapse", "signal_blowup", "not_learning", "step_too_large", "chaotic", "narrow",
+         "early_steps_ignored"}
 
 
 def gradviz(*args, timeout=300):

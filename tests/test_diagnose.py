@@ -263,3 +263,16 @@ def test_units_dead_before_the_first_step_in_a_narrow_relu_net_ask_for_width():
     config = RunConfig(depth=2, width=8, optimizer="sgd", learning_rate=0.01)
     findings = diagnose(fake_result(config, loss=(2.3, 2.3), val_accuracy=0.1, act_stats=[0.0, 0.1, 0.75, np.nan]))
     assert findings[0].kind == "narrow" and "75%" in findings[0].message and findings[0].fix == {"width": 128}
+
+
+def test_a_recurrent_net_that_ignores_its_first_half_is_told_so_though_the_gradient_reached_it():
+    config = RunConfig(architecture="rnn", width=64, step_pixels=28)
+    result = fake_result(config, val_accuracy=0.6)
+    result.halves = np.array([0.59, 0.2])  # blanking the first half: -1 point; the second: -40
+    found = next(f for f in diagnose(result) if f.kind == "early_steps_ignored")
+    assert "59%" in found.message and "20%" in found.message and found.fix == {}
+    result.halves = np.array([0.45, 0.2])  # the first half is used
+    assert "early_steps_ignored" not in {f.kind for f in diagnose(result)}
+    short_steps = fake_result(config.replace(step_pixels=7), val_accuracy=0.6)
+    short_steps.halves = np.array([0.6, 0.2])
+    assert next(f for f in diagnose(short_steps) if f.kind == "early_steps_ignored").fix == {"step_pixels": 28}

@@ -90,6 +90,24 @@ def test_relu_rnn_with_large_recurrent_weights_diverges_and_its_clipped_twin_doe
     assert clipped["preset"]["verdict"] == "reproduced"
 
 
+@pytest.mark.parametrize("architecture", ["rnn", "gru"])
+def test_halves_blanked_are_scored_as_keras_scores_the_blanked_images(architecture, tiny_data):
+    """The untrained model: halves_used's accuracies equal model.predict's on images whose top 14
+    rows (the first half read), then bottom 14 rows, are zero."""
+    from gradviz.training.steps import CompiledSteps
+    from gradviz.training.train import halves_used
+
+    config = RunConfig(architecture=architecture, width=16, step_pixels=14, train_size=256, batch_size=32)
+    model = build_model(config)
+    measured = halves_used(CompiledSteps(model, config, tiny_data.x_train, tiny_data.y_train), tiny_data)
+    for got, rows in zip(measured, (slice(0, 14), slice(14, 28))):
+        x = tiny_data.x_val.copy()
+        x[:, rows] = 0.0
+        state_tap = np.zeros((len(x), config.time_steps, config.width), np.float32)
+        logits = model.predict([x, state_tap], verbose=0, batch_size=256)
+        assert got == pytest.approx(float(np.mean(np.argmax(logits, -1) == tiny_data.y_val)))
+
+
 def test_through_time_page():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
     for key, value in {"train_size": "1024", "epochs": "1", "step_pixels": "28", "width": "32"}.items():
@@ -107,3 +125,5 @@ def test_through_time_page():
     text = " ".join(m.value for m in at.markdown)
     assert "time step 1 is" in text and "diverged" in text
     assert at.query_params["step_pixels"] == "28"
+    halves, halves_rows = found["Used, not just reached: accuracy with half of each image blanked"]
+    assert halves["mark"]["type"] == "bar" and halves_rows == [3 * 3]  # three cells x (whole, each half blanked)

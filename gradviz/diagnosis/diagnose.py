@@ -32,6 +32,7 @@ from gradviz.diagnosis.init_findings import (
     symmetric_init,
 )
 from gradviz.diagnosis.step_findings import SYMPTOMS, followed_from_step, step_too_large
+from gradviz.diagnosis.time_findings import early_steps_ignored
 from gradviz.result import RunResult
 
 __all__ = ["Finding", "diagnose"]
@@ -106,9 +107,14 @@ def _vanishing(r: RunResult, e: Evidence) -> Finding | None:
         head += ": what the model reads first barely reaches the loss"
     evidence = {"grad_norm_ratio_first_last": e.ratio, "loss_start": e.loss_start, "loss_end": e.loss_end,
                 "val_accuracy": e.val_accuracy, "first_layer_update_ratio": e.first_update}
+    if len(r.halves) == 2:
+        evidence.update(first_half_blanked=float(r.halves[0]), second_half_blanked=float(r.halves[1]))
     if e.recurrent:  # layer update ratios say nothing about time; what matters is what is learnt from
         learns = f"The model learns only from the last steps ({e.learning_note()})" if e.learning \
             else f"The model is not learning ({e.learning_note()})"
+        if len(r.halves) == 2:  # measured, not only inferred from the gradient
+            learns += (f"; blanking the first half of each image leaves validation accuracy at {pct(r.halves[0])}, "
+                       f"blanking the second half {pct(r.halves[1])}")
         return Finding("vanishing", "warning" if e.learning else "critical", f"{head}. {learns}.", evidence,
                        _vanishing_fix(r))
     if not e.learning:
@@ -238,6 +244,8 @@ def diagnose(r: RunResult) -> list[Finding]:
     step = step_too_large(r, e) if cause is None else None
     symptoms = () if cause is not None else (_vanishing, _exploding, _dead_units, _saturation)
     found = [rule(r, e) for rule in symptoms]
+    if cause is None and not any(f is not None and f.kind == "vanishing" for f in found):
+        found.append(early_steps_ignored(r, e))  # reached, yet not used
     if step is not None and step.severity != "info":
         found = [followed_from_step(f) if f is not None and not _present_at_init(f, r) else f for f in found]
     step_root = step if step is not None and step.severity != "info" else None

@@ -56,6 +56,11 @@ def through_time_page() -> None:
         press_to_train([configs[label] for label, r in runs.items() if r is None], "Run", "the cells")
         return
     chart(charts.time_profile_chart(runs))
+    if any(len(r.halves) == 2 for r in runs.values()):
+        chart(charts.halves_chart(runs))
+        st.caption("A gradient reaching the first steps says they *could* be learnt from; this says whether they "
+                   "were: the validation images scored with their first half (top 14 rows, read first) blanked, "
+                   "then the second. A bar that does not drop when a half is blanked is a half the network ignores.")
     shown = st.radio("Heatmap for", list(runs), horizontal=True, key="tt_heatmap")
     chart(charts.time_heatmap_chart(runs[shown], title=f"{shown}: gradient reaching each time step (log10)"))
     curves_pair(runs)
