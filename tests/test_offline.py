@@ -84,7 +84,7 @@ def test_after_prefetch_the_app_works_with_the_network_off(tmp_path, real_data_o
     done = gradviz_cli(["prefetch", "--presets", "exploding-linear"], env)
     assert done.returncode == 0, done.stderr
     assert "already in the Keras cache" in done.stdout and "Ready offline" in done.stdout
-    assert len(list((tmp_path / "store").glob("*.npz"))) == 1
+    assert len(list((tmp_path / "store").glob("*.npz"))) >= 2  # the run and its fix search's trials
 
     page = open_page({"preset": "exploding-linear"}, env)
     assert page["exceptions"] == []

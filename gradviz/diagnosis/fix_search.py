@@ -8,7 +8,8 @@ and then the unchanged config at that budget too, so each change is compared wit
 A change *made it learn* when its run did not diverge, reached LEARNS validation accuracy (three
 times chance), left no critical finding, and either beat the unchanged run by IMPROVES or cleared
 every problem the unchanged run had without losing accuracy. The search stops at the first change
-that made it learn well (LEARNS_WELL, 80 %): the rest would only cost time. The verified fix is the
+that made it learn well (LEARNS_WELL, 80 %), or after ENOUGH (3) tries once one made it learn: the
+rest would only cost time. The verified fix is the
 change that learned with the highest validation accuracy (the first tried, on a tie); where none
 learned, none is offered and the rows are the evidence.
 """
@@ -27,6 +28,7 @@ from gradviz.result import RunResult
 SEARCH_STEPS = 600  # training steps per candidate at most (whole epochs; at least one)
 LEARNS = 0.3  # validation accuracy: three times chance
 IMPROVES = 0.05  # or five points above the unchanged run
+ENOUGH = 3  # once a change has made it learn, the search stops after this many tries
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,11 @@ class FixSearch:
 
     @property
     def done(self) -> bool:
-        return len(self.trials) == len(self.candidates) or any(_learns_well(t) for t in self.trials)
+        """Every candidate tried; or one made it learn well; or one made it learn and ENOUGH were
+        tried (the root cause's own changes come first, so later ones rarely do better)."""
+        learned = [t for t in self.trials if t.learned]
+        return len(self.trials) == len(self.candidates) or any(_learns_well(t) for t in learned) \
+            or (bool(learned) and len(self.trials) >= ENOUGH)
 
     @property
     def verified_fix(self) -> dict | None:
@@ -97,8 +103,7 @@ class FixSearch:
     def budget_text(self) -> str:
         how = "the whole run" if self.whole_run else f"the first {self.epochs} epoch(s) of the run"
         tried = f"{len(self.trials)} of {len(self.candidates)}" if self.trials else f"{len(self.candidates)}"
-        stopped = " (stopped at the first that made it learn well, 80%)" \
-            if self.done and len(self.trials) < len(self.candidates) else ""
+        stopped = " (stopped once one made it learn)" if self.done and len(self.trials) < len(self.candidates) else ""
         return f"{tried} single changes, each trained on {how} (same seed and images){stopped}"
 
     def to_json(self) -> dict:

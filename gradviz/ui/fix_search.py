@@ -33,13 +33,13 @@ def fix_search_panel(search: FixSearch) -> None:
     _draw(table, search)
     for _ in run_search(search, lambda config: search_trial(config, f"Trying {change_text(_changed(search, config))}")):
         _draw(table, search)
-    status.caption(_verdict_caption(search))
     fix = search.verified_fix
-    if fix:
+    if fix:  # drawn before the verdict below: once "Tried:" shows, the button is there
         with button.container():
             st.button(f"Apply fix: {change_text(fix)}", key="verified_fix", on_click=apply_fix, args=(fix,),
                       type="primary", icon=":material/verified:",
                       help="Tried on this run: this change made it learn (see the table).")
+    status.caption(_verdict_caption(search))
 
 
 def _changed(search: FixSearch, config) -> dict:
