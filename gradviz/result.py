@@ -61,8 +61,8 @@ class RunResult:
     # rnn/lstm/gru only: [S, T] norm of dloss/dh_t at every time step t (the gradient reaching
     # each step's hidden state); [S, 0] for feed-forward models.
     time_grad: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
-    # [K, 2] (step, λ_max): the loss's sharpness at step 0 and after each epoch, where measured
-    # (train(..., sharpness=True), MLPs); [0, 2] otherwise.
+    # [K, 2] (step, λ_max): the loss's sharpness at step 0 and at the end, where measured (MLPs with
+    # SGD or momentum: gradviz.training.train.measures_sharpness); [0, 2] otherwise.
     sharpness: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     # rnn/lstm/gru at the end of training: validation accuracy with the first half of the image's
     # time steps blanked, and with the second half blanked ([2]); [0] otherwise.

@@ -89,7 +89,7 @@ def test_run_json_sharpness_for_sgd_matches_the_eager_power_iteration(capsys, re
     from gradviz.signal.sharpness import measure_sharpness
 
     report = run_json(capsys, *TINY, "--set", "optimizer=sgd", "--set", "learning_rate=0.05")
-    assert [row["step"] for row in report["sharpness"]] == [0, 4]
+    assert [row["step"] for row in report["sharpness"]] == [0, 4]  # before the first step and at the end
     data = load_dataset(512)
     oracle = measure_sharpness(RunConfig.from_strings({"depth": "2", "width": "16", "optimizer": "sgd"}),
                                data.x_val[:64], data.y_val[:64], iterations=60, tolerance=1e-6)

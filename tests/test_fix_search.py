@@ -114,7 +114,7 @@ BEYOND = {name: config.replace(**SMALL) if config.architecture == "mlp" else con
                                         init_std=0.2, optimizer="sgd", learning_rate=0.01),
     "deep-sigmoid-he": BASE.replace(depth=20, activation="sigmoid", initializer="he_normal"),
     # Architecture: narrow and deep; residual without batch norm at a large init.
-    "narrow-relu": BASE.replace(depth=30, width=8, optimizer="sgd", learning_rate=0.01),
+    "narrow-relu": BASE.replace(depth=20, width=8, optimizer="sgd", learning_rate=0.01),
     "residual-no-bn-big-init": BASE.replace(depth=20, residual=True, initializer="random_normal", init_std=0.3,
                                             optimizer="sgd", learning_rate=0.01),
     "linear-big-normal-sgd": BASE.replace(depth=10, width=256, initializer="random_normal", init_std=0.2,

@@ -18,7 +18,7 @@ from gradviz.training.models import build_model, tracked_kernels
 from gradviz.training.optim import keras_optimizer
 from gradviz.training.steps import available_cores, clear_step_graphs
 from gradviz.training.tf_setup import keras, tf
-from gradviz.training.train import train
+from gradviz.training.train import measures_sharpness, train
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -306,6 +306,8 @@ def _seconds(work) -> float:
     return round(time.perf_counter() - started, 2)
 
 
+_MEASURES = measures_sharpness
+
 # Failing configs at the app's default size, each with the change a learner would meet first.
 FIX_SEARCH_CASES = {
     "adam lr 10": RunConfig(learning_rate=10.0),
@@ -317,12 +319,11 @@ FIX_SEARCH_CASES = {
 def run_fix_search_bench(data: Dataset) -> dict:
     """Per failing default-size MLP: seconds to the first row of the fix search and to its end
     (each trial a fresh training; the step graphs already traced by the failing run, as on a page),
-    the rows tried and the verified fix. Then the sharpness' cost inside an SGD run: the traced
-    power iteration's first call (it traces) and a later call, against the run's own seconds."""
+    the rows tried and the verified fix. Then the sharpness' cost inside a run: a default MLP's
+    first run (traces) and reruns (median of 3), SGD with λ measured (at step 0 and at the end)
+    against the same runs with the measurement switched off."""
     from gradviz.diagnosis.diagnose import diagnose
     from gradviz.diagnosis.fix_search import plan_search, run_search
-    from gradviz.training.steps import CompiledSteps
-    from gradviz.training.train import SHARPNESS_IMAGES
 
     out: dict = {"fix_search": {}}
     for name, config in FIX_SEARCH_CASES.items():
@@ -335,17 +336,17 @@ def run_fix_search_bench(data: Dataset) -> dict:
         out["fix_search"][name] = {"run_seconds": round(result.seconds, 2), "first_row_seconds": first,
                                    "search_seconds": round(time.perf_counter() - started, 2),
                                    "rows": len(search.trials), "verified_fix": search.verified_fix}
-    sgd = RunConfig(optimizer="sgd", learning_rate=0.05)
-    clear_step_graphs()
-    timed = train(sgd.replace(optimizer="adam"), data)  # the same run without the sharpness (Adam is not measured)
-    compiled = CompiledSteps(build_model(sgd), sgd, data.x_train, data.y_train)
-    x, y = data.x_val[:SHARPNESS_IMAGES], data.y_val[:SHARPNESS_IMAGES]
-    first = _seconds(lambda: compiled.sharpness(x, y, 0))
-    again = _seconds(lambda: compiled.sharpness(x, y, 0))
-    calls = 1 + sgd.epochs
-    out["sharpness_in_training"] = {
-        "first_call_seconds_traces": first, "call_seconds": again, "calls_per_run": calls,
-        "run_seconds": round(timed.seconds, 2),
-        "share_of_a_run_traced_once": round(again * calls / timed.seconds, 3),
-        "share_of_a_first_run": round((first + again * (calls - 1)) / timed.seconds, 3)}
+    from gradviz.training import train as training
+
+    sgd, row = RunConfig(optimizer="sgd", learning_rate=0.05), {}
+    for name, measured in (("without", False), ("with", True)):
+        training.measures_sharpness = (lambda c: measured) if not measured else _MEASURES  # the same SGD run
+        clear_step_graphs()
+        row[f"first_run_seconds_{name}"] = round(train(sgd, data).seconds, 2)
+        row[f"rerun_seconds_{name}"] = round(statistics.median(train(sgd.replace(seed=s), data).seconds
+                                                                for s in (1, 2, 3)), 2)
+    training.measures_sharpness = _MEASURES
+    row["share_of_a_first_run"] = round(row["first_run_seconds_with"] / row["first_run_seconds_without"] - 1, 3)
+    row["share_of_a_rerun"] = round(row["rerun_seconds_with"] / row["rerun_seconds_without"] - 1, 3)
+    out["sharpness_in_training"] = row
     return out

@@ -373,18 +373,19 @@ class CompiledSteps:
         """Steps [s0, s1) of the epoch order `perm`: one StepRecord row per step (see StepGraphs)."""
         return self.graphs.chunk(perm, s0, s1, self.x, self.y, self.state)
 
-    def sharpness(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
-        """λ_max, the top eigenvalue of the loss's Hessian on (x, y) at the weights now (power
-        iteration from a seeded start). Where the eigenvalue largest in size is negative, a second
-        pass on H - λ₋I finds the top one."""
+    def sharpness(self, x: np.ndarray, y: np.ndarray, seed: int, weights: tuple | None = None) -> float:
+        """λ_max, the top eigenvalue of the loss's Hessian on (x, y) at the weights now, or at
+        `weights` (trainable, non-trainable variables of this shape; e.g. a copy of the initial ones),
+        by power iteration from a seeded start. Where the eigenvalue largest in size is negative, a
+        second pass on H - λ₋I finds the top one."""
+        trainable, non_trainable = weights or (self.state.trainable, self.state.non_trainable)
         rng = np.random.default_rng(seed)
         start = [tf.constant(rng.standard_normal(v.shape).astype(np.float32)) for v in self.state.trainable]
         graph = self.graphs.sharpness_function(self.state, self.model)
         x, y = tf.constant(x), tf.constant(y)
 
         def largest(shift: float) -> float:
-            value, _ = graph(x, y, start, tf.constant(shift, tf.float32), self.state.trainable,
-                             self.state.non_trainable)
+            value, _ = graph(x, y, start, tf.constant(shift, tf.float32), trainable, non_trainable)
             return float(value) + shift
 
         value = largest(0.0)

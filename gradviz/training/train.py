@@ -71,6 +71,7 @@ class _Recorder:
         self.log = StepLog(self.record.width, STEP_LOG_CAPACITY)
         self.taken: list[dict] = []  # one per snapshot, its summary computed on the pool
         self.sharpness: list[tuple[int, float]] = []  # (step, λ_max) where measured
+        self.initial_sharpness = None  # a Future: λ at step 0, measured on a copy of the initial weights
         self.steps_done = 0
         # Histograms and activation statistics are numpy work on copies: a second thread does them
         # while this one goes on training (~25 ms less per 3-epoch 10x256 run), and it computes the
@@ -97,6 +98,11 @@ class _Recorder:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
 
+    def _sharpness(self) -> list[tuple[int, float]]:
+        if self.initial_sharpness is None:
+            return self.sharpness
+        return [(0, self.initial_sharpness.result()), *self.sharpness]
+
     def result(self, **extra) -> RunResult:
         steps, rows = self.log.arrays()
         n_layers, r = len(self.layers), self.record
@@ -116,7 +122,7 @@ class _Recorder:
             act_edges=self.snapshots.act_edges,
             step_stride=self.log.stride, steps_done=self.steps_done,
             seconds=time.perf_counter() - self.started,
-            sharpness=np.array(self.sharpness, dtype=np.float64).reshape(-1, 2), **snap, **extra,
+            sharpness=np.array(self._sharpness(), dtype=np.float64).reshape(-1, 2), **snap, **extra,
         )
 
 
@@ -146,7 +152,7 @@ def train(
     Returns:
         The RunResult: every step's gradient norms, the snapshots, where it diverged if it did,
         and where the learning-rate law applies (measures_sharpness) the loss's sharpness λ_max on
-        the first 64 validation images before the first step and after each epoch.
+        the first 64 validation images before the first step and at the end.
     Raises:
         MemoryLimit: the cost model puts its peak memory over GRADVIZ_MAX_MEMORY_MB (nothing is built).
     """
@@ -161,10 +167,27 @@ def train(
         _first_snapshot_while_tracing(compiled, rec, data)
         measure = _sharpness_meter(compiled, rec, data) if measures_sharpness(config) else None
         if measure is not None:
-            measure()
-        return _train_epochs(config, data, model, compiled, rec, on_progress, should_stop, measure)
+            rec.initial_sharpness = _initial_sharpness(compiled, data, config.seed)
+        try:
+            return _train_epochs(config, data, model, compiled, rec, on_progress, should_stop, measure)
+        finally:
+            if rec.initial_sharpness is not None:
+                rec.initial_sharpness.result()  # never leave its thread tracing after the run
     finally:
         rec.close()
+
+
+def _initial_sharpness(compiled: CompiledSteps, data: Dataset, seed: int):
+    """λ at step 0, on a copy of the initial weights, on its own thread: its first measurement of a
+    shape traces the Hessian-vector graph (~0.5 s for a 6 x 128 MLP), single-threaded Python that
+    would otherwise stop the training, which meanwhile runs in TensorFlow's own threads."""
+    trainable = [tf.Variable(v) for v in compiled.state.trainable]
+    non_trainable = [tf.Variable(v) for v in compiled.state.non_trainable]
+    x, y = data.x_val[:SHARPNESS_IMAGES], data.y_val[:SHARPNESS_IMAGES]
+    thread = ThreadPoolExecutor(1, thread_name_prefix="gradviz-sharpness")
+    future = thread.submit(compiled.sharpness, x, y, seed, (trainable, non_trainable))
+    thread.shutdown(wait=False)
+    return future
 
 
 def measures_sharpness(config: RunConfig) -> bool:
@@ -176,7 +199,7 @@ def measures_sharpness(config: RunConfig) -> bool:
 
 
 def _sharpness_meter(compiled: CompiledSteps, rec: _Recorder, data: Dataset) -> Callable[[], None]:
-    """Records (steps done, λ_max) each time it is called."""
+    """Records (steps done, λ_max) on the weights now, each time it is called (at the end of a run)."""
     x, y = data.x_val[:SHARPNESS_IMAGES], data.y_val[:SHARPNESS_IMAGES]
     return lambda: rec.sharpness.append((rec.steps_done, compiled.sharpness(x, y, rec.config.seed)))
 
@@ -205,8 +228,8 @@ def _train_epochs(config, data, model, compiled, rec, on_progress, should_stop, 
                 rec.snapshot(*_epoch_means(epoch_rows, config.batch_size), validate(compiled, data))
                 return rec.result(stopped=True)
         rec.snapshot(*_epoch_means(epoch_rows, config.batch_size), validate(compiled, data))
-        if measure is not None:
-            measure()
+    if measure is not None:
+        measure()
     return rec.result(halves=halves_used(compiled, data) if config.time_steps else np.zeros(0))
 
 
