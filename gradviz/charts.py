@@ -8,6 +8,7 @@ import pandas as pd
 
 from gradviz.architecture import ACT_SUFFIX
 from gradviz.result import RunResult
+from gradviz.signal.step_bound import stable_lr
 
 MAX_STEP_BINS = 200
 UPDATE_RATIO_GUIDE = 1e-3
@@ -300,6 +301,23 @@ def update_ratio_chart(result: RunResult, height: int = 280) -> alt.Chart:
     guide = (alt.Chart(pd.DataFrame({"y": [UPDATE_RATIO_GUIDE]})).mark_rule(strokeDash=[4, 4], color="#555")
              .encode(y="y:Q"))
     return alt.layer(lines, guide).properties(height=height, title="Update / weight ratio per step (guide: 1e-3)")
+
+
+def sharpness_chart(result: RunResult, height: int = 220) -> alt.Chart:
+    """The learning-rate law over a run: λ_max where measured (step 0 and the end) against the
+    curvature the step can take, 2/η (momentum: 2(1+β)/η); the step is stable while λ stays below."""
+    measured = pd.DataFrame({"step": result.sharpness[:, 0], "lambda_max": result.sharpness[:, 1]})
+    measured = measured[np.isfinite(measured.lambda_max) & (measured.lambda_max > 0)]
+    config = result.config
+    limit = stable_lr(config.learning_rate, config.optimizer)  # 2/η: the same formula with λ and η swapped
+    x = alt.X("step:Q", title="training step")
+    y = alt.Y("lambda_max:Q", title="top Hessian eigenvalue λ", scale=alt.Scale(type="log"))
+    points = alt.Chart(measured).mark_line(point=alt.OverlayMarkDef(size=80)).encode(
+        x=x, y=y, tooltip=["step:Q", alt.Tooltip("lambda_max:Q", format=".3g")])
+    rule = alt.Chart(pd.DataFrame({"lambda_max": [limit]})).mark_rule(strokeDash=[4, 4], color=NONFINITE_COLOR).encode(
+        y="lambda_max:Q", tooltip=[alt.Tooltip("lambda_max:Q", title="2/η", format=".3g")])
+    return alt.layer(points, rule).properties(
+        height=height, title=f"Sharpness λ against 2/η = {limit:.3g} (dashed): stable while λ stays below it")
 
 
 def spread(names: list[str], count: int = 6) -> list[str]:

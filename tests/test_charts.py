@@ -105,3 +105,12 @@ def test_the_phase_diagram_has_one_cell_per_point_and_the_chi_1_line():
     assert len(cells.data) == 6 and len(line.data) == 2
     assert cells.data.link.str.startswith("./?").all()
     assert spec(chart)["layer"][0]["encoding"]["y"]["axis"] == {"format": "d", "tickMinStep": 1}
+
+
+def test_the_sharpness_chart_draws_lambda_against_two_over_eta():
+    result = fake_result(RunConfig(depth=2, optimizer="sgd", learning_rate=0.5), sharpness=[(0, 8.0), (100, 2.0)])
+    spec = charts.sharpness_chart(result).to_dict()
+    points, rule = spec["layer"]
+    assert [row["lambda_max"] for row in spec["datasets"][points["data"]["name"]]] == [8.0, 2.0]
+    assert spec["datasets"][rule["data"]["name"]] == [{"lambda_max": 4.0}]  # 2 / 0.5
+    assert points["encoding"]["y"]["scale"]["type"] == "log" and "2/η = 4" in spec["title"]

@@ -122,6 +122,14 @@ def detail_tabs(result: RunResult, state: AppState, probe=None) -> None:
         chart(charts.update_ratio_chart(result))
         st.caption("A rule of thumb: each step should move a layer's weights by about 1e-3 of their size. "
                    "Far below, the layer is frozen; far above, training is unstable.")
+        if len(result.sharpness):
+            chart(charts.sharpness_chart(result))
+            st.caption("The learning-rate law: gradient descent is stable while the loss's sharpness λ (its top "
+                       "Hessian eigenvalue, on 64 validation images) stays below 2/η. Past it a run may still "
+                       "spike and settle somewhere flatter (the catapult), or diverge.")
+        elif result.config.optimizer in ("adam", "rmsprop"):
+            st.caption(f"{result.config.optimizer} rescales each step by the gradient's running size, so no bound "
+                       "on the learning rate alone follows from the curvature: the ratio above is what to watch.")
     with share:
         export_panel(result, state)
 
