@@ -15,7 +15,7 @@ import pandas as pd
 
 from gradviz.config import RunConfig
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4  # 4: the sharpness and the halves blanked (stored runs without them are retrained)
 ACT_STATS = ("mean", "std", "dead_fraction", "saturated_fraction")
 
 
@@ -98,7 +98,9 @@ class RunResult:
 
     def sharpness_at_init(self) -> float | None:
         """λ_max before the first step, where it was measured."""
-        return float(self.sharpness[0, 1]) if len(self.sharpness) and self.sharpness[0, 0] == 0 else None
+        if not len(self.sharpness) or self.sharpness[0, 0] != 0 or not np.isfinite(self.sharpness[0, 1]):
+            return None
+        return float(self.sharpness[0, 1])
 
     def first_epoch_rows(self) -> np.ndarray:
         """Step-record rows that fall in the first epoch (all rows if the run stopped earlier)."""

@@ -276,3 +276,30 @@ def test_a_recurrent_net_that_ignores_its_first_half_is_told_so_though_the_gradi
     short_steps = fake_result(config.replace(step_pixels=7), val_accuracy=0.6)
     short_steps.halves = np.array([0.6, 0.2])
     assert next(f for f in diagnose(short_steps) if f.kind == "early_steps_ignored").fix == {"step_pixels": 28}
+
+
+def test_an_extreme_curvature_in_a_run_at_chance_is_not_called_healthy():
+    """λ so large that no usual step is stable: the step is told as information, and a run that
+    does not learn is still not learning (not 'healthy', which the catapult case earns by learning)."""
+    config = RunConfig(depth=2, optimizer="sgd", learning_rate=0.01)
+    findings = diagnose(fake_result(config, sharpness=[(0, 3e5)], loss=(2.3, 2.3), val_accuracy=0.1))
+    assert "healthy" not in {f.kind for f in findings} and findings[0].severity == "critical"
+    assert next(f for f in findings if f.kind == "step_too_large").severity == "info"
+
+
+def test_adam_at_its_usual_step_with_tiny_weights_is_not_a_step_problem():
+    findings = diagnose(fake_result(RunConfig(depth=2, learning_rate=1e-3), update_first=0.5))
+    assert "step_too_large" not in {f.kind for f in findings}
+
+
+def test_a_wide_relu_net_with_dead_units_at_the_start_is_not_called_narrow():
+    config = RunConfig(depth=2, width=256, optimizer="sgd", learning_rate=0.01)
+    findings = diagnose(fake_result(config, loss=(2.3, 2.3), val_accuracy=0.1, act_stats=[0.0, 0.1, 0.75, np.nan]))
+    assert "narrow" not in {f.kind for f in findings}
+
+
+def test_a_non_finite_sharpness_counts_as_not_measured():
+    config = RunConfig(depth=2, optimizer="sgd", learning_rate=10.0)
+    result = fake_result(config, sharpness=[(0, np.inf)], loss=(2.3, 2.3), val_accuracy=0.1)
+    assert result.sharpness_at_init() is None
+    assert "step_too_large" not in {f.kind for f in diagnose(result)}

@@ -247,7 +247,8 @@ def diagnose(r: RunResult) -> list[Finding]:
     if cause is None and not any(f is not None and f.kind == "vanishing" for f in found):
         found.append(early_steps_ignored(r, e))  # reached, yet not used
     if step is not None and step.severity != "info":
-        found = [followed_from_step(f) if f is not None and not _present_at_init(f, r) else f for f in found]
+        found = [followed_from_step(f) if f is not None and f.kind in SYMPTOMS and not _present_at_init(f, r) else f
+                 for f in found]
     step_root = step if step is not None and step.severity != "info" else None
     problems = [f for f in [_diverged(r, e, cause), cause or step_root, *found] if f is not None]
     made_up = cause is not None and _made_up_for(cause, r, e)
@@ -256,9 +257,10 @@ def diagnose(r: RunResult) -> list[Finding]:
         if not finding.fix and finding.severity != "info" and "fix that first" not in finding.message \
                 and NO_FIX not in finding.message:
             finding.message += f" {NO_FIX}"
-    if step is not None and step.severity == "info":  # past the bound, yet it learns well (the catapult)
+    if step is not None and step.severity == "info":  # the catapult, or a curvature no usual step fits
         problems.append(step)
-        made_up = made_up or not any(f.severity in ("critical", "warning") for f in problems)
+        made_up = made_up or (step.evidence.get("catapult", False)
+                              and not any(f.severity in ("critical", "warning") for f in problems))
     if made_up:
         problems.insert(0, _healthy(r, e))  # what happened first; how it started, second
     elif not any(f.severity in ("critical", "warning") for f in problems):

@@ -8,8 +8,8 @@ and then the unchanged config at that budget too, so each change is compared wit
 A change *made it learn* when its run did not diverge, reached LEARNS validation accuracy (three
 times chance), left no critical finding, and either beat the unchanged run by IMPROVES or cleared
 every problem the unchanged run had without losing accuracy. The search stops at the first change
-that made it learn well (LEARNS_WELL, 80 %), or after ENOUGH (3) tries once one made it learn: the
-rest would only cost time. The verified fix is the
+that made it learn well (LEARNS_WELL, 80 %), or as soon as one made it learn and at least ENOUGH (3)
+were tried: the rest would only cost time. The verified fix is the
 change that learned with the highest validation accuracy (the first tried, on a tie); where none
 learned, none is offered and the rows are the evidence.
 """
@@ -88,8 +88,8 @@ class FixSearch:
 
     @property
     def done(self) -> bool:
-        """Every candidate tried; or one made it learn well; or one made it learn and ENOUGH were
-        tried (the root cause's own changes come first, so later ones rarely do better)."""
+        """Every candidate tried; or one made it learn well; or one made it learn and at least
+        ENOUGH were tried (the root cause's own changes come first, so later ones rarely do better)."""
         learned = [t for t in self.trials if t.learned]
         return len(self.trials) == len(self.candidates) or any(_learns_well(t) for t in learned) \
             or (bool(learned) and len(self.trials) >= ENOUGH)

@@ -7,6 +7,8 @@ chi = sigma_w^2 E[phi'(z)^2] at 1 for the activation."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from gradviz.config import SCALED_INITIALIZERS, RunConfig
 from gradviz.diagnosis.evidence import (
     CHAOTIC_CHI,
@@ -156,17 +158,16 @@ def narrow(r: RunResult, e: Evidence) -> Finding | None:
     config = r.config
     if config.activation not in RELU_FAMILY or config.architecture != "mlp" or not r.act_stats.size:
         return None
-    dead = r.act_stats[0, :, 2]
-    if not len(dead) or not dead.max() >= DEAD_FRACTION:
-        return None
-    worst = int(dead.argmax())
-    width = wider(config)
-    fix = {"width": width} if width else {}
+    dead, width = r.act_stats[0, :, 2], wider(config)
+    if width is None or not len(dead) or not np.nanmax(dead) >= DEAD_FRACTION:
+        return None  # a wide net with dead units at the start: not the width's doing (the symptom rules speak)
+    worst = int(np.nanargmax(dead))
+    fix = {"width": width}
     return Finding(
         "narrow", _severity(e),
         f"Before the first step {pct(dead[worst])} of the units in {r.act_layers[worst]} output 0 for every "
         f"image checked: with {config.width} units per layer and {config.depth} layers, a layer where most units "
         f"happen to be off cuts the signal and the gradient for everything after it ({e.learning_note()}). The "
-        f"cause is the width for this depth{f'; {width} units per layer make it unlikely' if fix else ''}.",
+        f"cause is the width for this depth; {width} units per layer make it unlikely.",
         {"dead_fraction_at_init": float(dead[worst]), "layer": r.act_layers[worst], "val_accuracy": e.val_accuracy},
         fix)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradviz.diagnosis.candidates import curvature_lr, smaller_step
+from gradviz.diagnosis.candidates import USUAL_ADAPTIVE_LR, curvature_lr, smaller_step
 from gradviz.diagnosis.evidence import ADAPTIVE, LEARNS_WELL, Evidence, Finding, pct, sci
 from gradviz.result import RunResult
 from gradviz.signal.step_bound import stable_lr
@@ -55,9 +55,10 @@ def step_too_large(r: RunResult, e: Evidence) -> Finding | None:
                f"{config.optimizer} step is about {_bound_formula(config.optimizer)} = {bound:.3g}, and the "
                f"learning rate is {config.learning_rate:g} ({config.learning_rate / bound:.1f}× the bound)")
         evidence = {"lambda_max": lam, "stable_lr": bound}
-    elif update is not None and update[0] > BIG_UPDATE and config.optimizer in ADAPTIVE:
-        why = (f"each of the first {EARLY_STEPS} steps moved {update[1]}'s weights by {pct(update[0])} of their size "
-               f"(median; a healthy step moves ~0.1%)")
+    elif update is not None and update[0] > BIG_UPDATE and config.optimizer in ADAPTIVE \
+            and config.learning_rate > USUAL_ADAPTIVE_LR:  # at the usual step, a large ratio means tiny weights
+        why = (f"over the first {EARLY_STEPS} steps recorded, each moved {update[1]}'s weights by {pct(update[0])} of "
+               f"their size (median; a healthy step moves ~0.1%)")
         if config.optimizer in ADAPTIVE:
             why += f": {config.optimizer} steps every weight by about the learning rate ({config.learning_rate:g})"
         evidence = {"early_update_ratio": update[0], "layer": update[1]}
@@ -65,17 +66,16 @@ def step_too_large(r: RunResult, e: Evidence) -> Finding | None:
         return None
     evidence.update({"learning_rate": config.learning_rate, "val_accuracy": e.val_accuracy})
     fix = {"learning_rate": curvature_lr(config, lam)} if bound is not None else smaller_step(config)
-    if fix["learning_rate"] < USEFUL_LR:  # a step that small would barely move: the curvature is the problem
+    if bound is not None and fix["learning_rate"] < USEFUL_LR:  # no usual step is stable: the curvature is
         return Finding("step_too_large", "info",
                        f"The step is larger than the curvature allows: {why}. A curvature this extreme comes from "
                        f"the start the weights were given: a step inside the bound ({fix['learning_rate']:.1g}) is "
-                       "far below any usual one, so the step is not named the cause here (the fix search, where it "
-                       "runs, tries both).", evidence, {})
+                       "far below any usual one, so the step is not named the cause here.", evidence, {})
     if e.learning and e.val_accuracy >= LEARNS_WELL and not r.diverged:
         return Finding("step_too_large", "info",
                        f"The step is larger than the curvature allows: {why}. Yet the model learns well "
                        f"({e.learning_note()}): a step past the bound can spike and then settle somewhere flatter "
-                       "(the catapult), so no fix is offered.", evidence, {})
+                       "(the catapult), so no fix is offered.", {**evidence, "catapult": True}, {})
     what = "too large for the curvature" if bound is not None else "too large"
     return Finding("step_too_large", "warning" if e.learning else "critical",
                    f"The step is {what}: {why}. What follows below came from it "

@@ -24,13 +24,13 @@ def early_steps_ignored(r: RunResult, e: Evidence) -> Finding | None:
     full = e.val_accuracy
     if full - first >= IGNORED or full - second <= USED:
         return None
-    steps = r.config.time_steps // 2
     fix = {"step_pixels": 28} if r.config.architecture == "rnn" and r.config.step_pixels != 28 else {}
     return Finding(
         "early_steps_ignored", "warning",
-        f"The trained network ignores what it reads first: blanking the first half of each image (its first "
-        f"{steps} of {r.config.time_steps} time steps) leaves validation accuracy at {pct(first)} ({pct(full)} with "
-        f"it), while blanking the second half drops it to {pct(second)}. A gradient reached the early steps "
-        f"({e.ratio_text('of')}), but the network did not learn to carry what they read to the end."
+        f"The trained network ignores what it reads first: blanking the first half of each image (its top 14 "
+        f"rows, read in the first half of the {r.config.time_steps} time steps) leaves validation accuracy at "
+        f"{pct(first)} ({pct(full)} with it), while blanking the second half drops it to {pct(second)}. A "
+        f"gradient reached the early steps ({e.ratio_text('of')}), but the network did not learn to carry what "
+        "they read to the end."
         + (" Reading the image in 28 rows makes the sequence 28 steps long." if fix else ""),
         {"val_accuracy": full, "first_half_blanked": first, "second_half_blanked": second}, fix)

@@ -10,6 +10,8 @@ descent stops being stable, not where learning fails.
 
 from __future__ import annotations
 
+import math
+
 MOMENTUM = 0.9  # heavy-ball β of the "momentum" optimizer (gradviz.training.optim uses this one)
 ADAPTIVE = ("adam", "rmsprop")
 
@@ -23,6 +25,6 @@ def stable_lr(lambda_max: float | None, optimizer: str) -> float | None:
     Returns:
         2/λ for SGD, 2(1+β)/λ for momentum, None for Adam/RMSprop or a λ that is not positive.
     """
-    if lambda_max is None or not lambda_max > 0 or optimizer in ADAPTIVE:
+    if lambda_max is None or not 0 < lambda_max < math.inf or optimizer in ADAPTIVE:
         return None
     return 2.0 * (1.0 + MOMENTUM if optimizer == "momentum" else 1.0) / lambda_max

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from gradviz.training.steps import CompiledSteps, StepRecord
 from gradviz.training.tf_setup import keras, tf
 
 SHARPNESS_IMAGES = 64  # λ_max on the probe's batch: the first validation images
+LOG = logging.getLogger("gradviz")
 TRAIN_EVAL_SIZE = 1000  # train subset scored at step 0, before there is an epoch mean (one eval batch)
 CHUNK_SECONDS = 0.4  # aim for a progress callback this often, so a UI can stream
 MIN_CHUNK, MAX_CHUNK = 4, 512
@@ -98,12 +100,18 @@ class _Recorder:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
 
-    def _sharpness(self) -> list[tuple[int, float]]:
-        if self.initial_sharpness is None:
+    def _sharpness(self, partial: bool) -> list[tuple[int, float]]:
+        """λ where measured; step 0's once its thread is done (a partial result does not wait for it)."""
+        future = self.initial_sharpness
+        if future is None or (partial and not future.done()) or future.result() is None:
             return self.sharpness
-        return [(0, self.initial_sharpness.result()), *self.sharpness]
+        return [(0, future.result()), *self.sharpness]
 
-    def result(self, **extra) -> RunResult:
+    def partial_result(self) -> RunResult:
+        """The run so far, for a live view: never waits for anything still being measured."""
+        return self.result(partial=True)
+
+    def result(self, partial: bool = False, **extra) -> RunResult:
         steps, rows = self.log.arrays()
         n_layers, r = len(self.layers), self.record
         batch = self.config.batch_size
@@ -122,7 +130,7 @@ class _Recorder:
             act_edges=self.snapshots.act_edges,
             step_stride=self.log.stride, steps_done=self.steps_done,
             seconds=time.perf_counter() - self.started,
-            sharpness=np.array(self._sharpness(), dtype=np.float64).reshape(-1, 2), **snap, **extra,
+            sharpness=np.array(self._sharpness(partial), dtype=np.float64).reshape(-1, 2), **snap, **extra,
         )
 
 
@@ -184,8 +192,16 @@ def _initial_sharpness(compiled: CompiledSteps, data: Dataset, seed: int):
     trainable = [tf.Variable(v) for v in compiled.state.trainable]
     non_trainable = [tf.Variable(v) for v in compiled.state.non_trainable]
     x, y = data.x_val[:SHARPNESS_IMAGES], data.y_val[:SHARPNESS_IMAGES]
+    def measure() -> float | None:
+        try:
+            value = compiled.sharpness(x, y, seed, (trainable, non_trainable))
+            return value if math.isfinite(value) else None
+        except Exception:  # noqa: BLE001 - a measurement beside the run: without it the run is still whole
+            LOG.exception("the sharpness at step 0 could not be measured")
+            return None
+
     thread = ThreadPoolExecutor(1, thread_name_prefix="gradviz-sharpness")
-    future = thread.submit(compiled.sharpness, x, y, seed, (trainable, non_trainable))
+    future = thread.submit(measure)
     thread.shutdown(wait=False)
     return future
 
@@ -201,7 +217,16 @@ def measures_sharpness(config: RunConfig) -> bool:
 def _sharpness_meter(compiled: CompiledSteps, rec: _Recorder, data: Dataset) -> Callable[[], None]:
     """Records (steps done, λ_max) on the weights now, each time it is called (at the end of a run)."""
     x, y = data.x_val[:SHARPNESS_IMAGES], data.y_val[:SHARPNESS_IMAGES]
-    return lambda: rec.sharpness.append((rec.steps_done, compiled.sharpness(x, y, rec.config.seed)))
+    def measure() -> None:
+        try:
+            value = compiled.sharpness(x, y, rec.config.seed)
+        except Exception:  # noqa: BLE001 - as at step 0: the run is whole without it
+            LOG.exception("the sharpness at the end could not be measured")
+            return
+        if math.isfinite(value):
+            rec.sharpness.append((rec.steps_done, value))
+
+    return measure
 
 
 def _train_epochs(config, data, model, compiled, rec, on_progress, should_stop, measure=None) -> RunResult:
@@ -222,8 +247,8 @@ def _train_epochs(config, data, model, compiled, rec, on_progress, should_stop, 
             if not _step_ok(rows[-1], rec.record):
                 return _diverged(rec, compiled, model, data, perm, epoch_rows, start - 1)
             if on_progress is not None:
-                on_progress(Progress(rec.steps_done, steps_per_epoch * config.epochs,
-                                     rec.steps_done / steps_per_epoch, float(rows[-1, StepRecord.LOSS]), rec.result))
+                on_progress(Progress(rec.steps_done, steps_per_epoch * config.epochs, rec.steps_done / steps_per_epoch,
+                                     float(rows[-1, StepRecord.LOSS]), rec.partial_result))
             if should_stop is not None and should_stop():
                 rec.snapshot(*_epoch_means(epoch_rows, config.batch_size), validate(compiled, data))
                 return rec.result(stopped=True)

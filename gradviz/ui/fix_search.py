@@ -38,7 +38,8 @@ def fix_search_panel(search: FixSearch) -> None:
         with button.container():
             st.button(f"Apply fix: {change_text(fix)}", key="verified_fix", on_click=apply_fix, args=(fix,),
                       type="primary", icon=":material/verified:",
-                      help="Tried on this run: this change made it learn (see the table).")
+                      help=("Tried on this run" if search.whole_run else f"Tried on the first {search.epochs} "
+                            "epoch(s) of this run") + ": this change made it learn (see the table).")
     status.caption(_verdict_caption(search))
 
 
@@ -53,7 +54,7 @@ def _verdict_caption(search: FixSearch) -> str:
     if search.verified_fix:
         return (f"{tried} The button applies the change that made it learn best; a change learned when its run "
                 "did not diverge, reached 30% validation accuracy with no critical finding, and beat the run as "
-                "it is (docs/diagnosis.md).")
+                "it is by 5 points or cleared its problems without losing accuracy (docs/diagnosis.md).")
     return f"{tried} None of them made this run learn, so no fix is offered: the table is the evidence."
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 
 import numpy as np
 import streamlit as st
@@ -76,19 +77,23 @@ def _step_law(config: RunConfig, x, y) -> None:
     except Exception:  # noqa: BLE001 - a line of text: without it the view is still whole
         LOG.exception("sharpness failed for %s", config)
         return
-    st.markdown(step_law_text(found, config.learning_rate))
+    st.markdown(step_law_text(found, config.learning_rate, clipped=config.clipping is not None))
 
 
-def step_law_text(found, learning_rate: float) -> str:
+def step_law_text(found, learning_rate: float, clipped: bool = False) -> str:
     """One sentence: λ, the stable step for this optimizer, and where the learning rate sits."""
     lam = found.lambda_max
+    if not math.isfinite(lam):
+        return "**The step:** the loss's sharpness could not be measured here (it is not a finite number)."
     head = f"**The step:** the loss's sharpness here is λ = {lam:.3g} (top Hessian eigenvalue, same images)"
     if found.stable_lr is not None:
         where = "inside" if learning_rate < found.stable_lr else "past"
         formula = "2(1+β)/λ" if found.optimizer == "momentum" else "2/λ"
         return (f"{head}, so the largest stable {found.optimizer} step is about {formula} = {found.stable_lr:.3g}; "
                 f"the learning rate {learning_rate:g} is {where} it ({learning_rate / found.stable_lr:.2g}×). Past it "
-                "a run may still spike and settle (the catapult), or diverge.")
+                "a run may still spike and settle (the catapult), or diverge."
+                + (" With clipping on, every step is capped at the learning rate × the threshold, so the bound "
+                   "speaks for unclipped steps only." if clipped else ""))
     if found.sgd_lr is not None:
         return (f"{head}. {found.optimizer} rescales every step by the gradient's running size, so no bound on the "
                 f"learning rate alone follows (SGD's would be 2/λ = {found.sgd_lr:.3g}); watch the Updates tab's "
