@@ -255,6 +255,8 @@ def test_a_bounded_activation_with_chi_above_one_is_named_the_chaotic_phase():
     findings = diagnose(result)
     assert findings[0].kind == "chaotic" and findings[0].evidence["predicted_chi"] > 1.5
     assert findings[0].fix == {"initializer": "glorot_uniform"}
+    saturation = next(f for f in findings if f.kind == "saturation")  # its symptom, below it, no button
+    assert saturation.fix == {} and "followed from the chaotic start" in saturation.message
     result.grad_norm[:, 0] = 0.5  # the measurement does not show the growth: nothing is claimed
     assert "chaotic" not in {f.kind for f in diagnose(result)}
 

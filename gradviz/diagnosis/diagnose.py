@@ -31,7 +31,7 @@ from gradviz.diagnosis.init_findings import (
     signal_through_depth,
     symmetric_init,
 )
-from gradviz.diagnosis.step_findings import SYMPTOMS, followed_from_step, step_too_large
+from gradviz.diagnosis.step_findings import SYMPTOMS, followed_from, step_too_large
 from gradviz.diagnosis.time_findings import early_steps_ignored
 from gradviz.result import RunResult
 
@@ -244,10 +244,12 @@ def diagnose(r: RunResult) -> list[Finding]:
     step = step_too_large(r, e) if cause is None else None
     symptoms = () if cause is not None else (_vanishing, _exploding, _dead_units, _saturation)
     found = [rule(r, e) for rule in symptoms]
+    if cause is not None and cause.kind == "chaotic":  # its saturated units, named below it
+        found = [followed_from(f, "the chaotic start") for f in [_saturation(r, e)] if f is not None]
     if cause is None and not any(f is not None and f.kind == "vanishing" for f in found):
         found.append(early_steps_ignored(r, e))  # reached, yet not used
     if step is not None and step.severity != "info":
-        found = [followed_from_step(f) if f is not None and f.kind in SYMPTOMS and not _present_at_init(f, r) else f
+        found = [followed_from(f) if f is not None and f.kind in SYMPTOMS and not _present_at_init(f, r) else f
                  for f in found]
     step_root = step if step is not None and step.severity != "info" else None
     problems = [f for f in [_diverged(r, e, cause), cause or step_root, *found] if f is not None]

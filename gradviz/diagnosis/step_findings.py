@@ -86,10 +86,10 @@ def _bound_formula(optimizer: str) -> str:
     return "2(1+β)/λ" if optimizer == "momentum" else "2/λ"
 
 
-def followed_from_step(symptom: Finding) -> Finding:
-    """A symptom of the too-large step: kept, below it, without a fix of its own."""
+def followed_from(symptom: Finding, cause: str = "the too-large step") -> Finding:
+    """A symptom of a cause named above it: kept, below it, without a fix of its own."""
     symptom.fix = {}
-    symptom.message += " It followed from the too-large step (above): fix that first."
+    symptom.message += f" It followed from {cause} (above): fix that first."
     return symptom
 
 
