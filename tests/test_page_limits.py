@@ -122,3 +122,20 @@ def test_identical_fixes_are_offered_once():
     no_exception(at)
     assert [b.label for b in at.button] == ["Apply fix: learning_rate=0.001", "Apply fix: activation=relu"]
     assert any("same change as above" in c.value for c in at.caption)
+
+
+def test_a_large_runs_fix_search_waits_for_a_click_on_a_shared_server(monkeypatch):
+    """Up to 6 runs of its size: a run needing more than a quarter of the memory cap is searched
+    only when the learner asks; then the table and its verified button appear."""
+    monkeypatch.setenv("GRADVIZ_MAX_MEMORY_MB", "400")  # this run needs ~140 MB: over a quarter of 400
+    at = open_app({"preset": "exploding-linear", **SMALL, "seed": "5"})
+    no_exception(at)
+    before = COORDINATOR.trainings_started
+    assert not any(b.label.startswith("Apply fix") for b in at.button), [(b.key, b.label) for b in at.button]
+    start = next(b for b in at.button if b.key == "start_fix_search")
+    assert COORDINATOR.trainings_started == before
+    start.click().run()
+    no_exception(at)
+    assert COORDINATOR.trainings_started > before
+    assert any(c.value.startswith("Tried:") for c in at.caption)
+    assert [b.key for b in at.button if b.label.startswith("Apply fix")] == ["verified_fix"]

@@ -8,9 +8,11 @@ import streamlit as st
 
 from gradviz.config import format_value
 from gradviz.diagnosis.evidence import Finding
-from gradviz.diagnosis.fix_search import FixSearch, Trial, plan_search, run_search
+from gradviz.diagnosis.fix_search import FixSearch, Trial, outcome, plan_search, run_search
 from gradviz.result import RunResult
-from gradviz.ui.runner import search_trial
+from gradviz.serving import cost
+from gradviz.serving.settings import max_memory_mb
+from gradviz.ui.runner import search_trial, stored_result
 from gradviz.ui.session import apply_fix
 
 
@@ -23,11 +25,27 @@ def plan_for(result: RunResult, findings: list[Finding]) -> FixSearch | None:
     return plan_search(result, findings, result.sharpness_at_init())
 
 
+AUTO_FRACTION = 0.25  # a search starts by itself only for runs needing at most this share of the memory cap
+
+
+def starts_by_itself(config) -> bool:
+    """Small runs are searched at once; a large one's trials (up to 6 runs its size, on a shared
+    server) wait for the learner to ask (stored trials are shown either way)."""
+    return cost.training(config).mb <= AUTO_FRACTION * max_memory_mb()
+
+
 def fix_search_panel(search: FixSearch) -> None:
     """Try each candidate on the learner's config (cached trials answer at once), drawing the table
     as rows land; then the verified fix's button on top, or why there is none. A control moved
-    meanwhile reruns the page, which stops the search where it is (its trials so far stay cached)."""
+    meanwhile reruns the page, which stops the search where it is (its trials so far stay cached).
+    A large run's search waits for a click (starts_by_itself)."""
     st.markdown("#### What each change did")
+    asked = st.session_state.get("fix_search_for") == search.config.cache_key()
+    if not (asked or starts_by_itself(search.config) or _all_stored(search)):
+        st.caption(f"No fix is offered until one is tried on this run: {search.budget_text()}.")
+        st.button("Try the fixes on this run", key="start_fix_search", icon=":material/science:",
+                  on_click=lambda: st.session_state.update(fix_search_for=search.config.cache_key()))
+        return
     button, table, status = st.empty(), st.empty(), st.empty()
     status.caption(f"Trying {search.budget_text()} ...")
     _draw(table, search)
@@ -41,6 +59,25 @@ def fix_search_panel(search: FixSearch) -> None:
                       help=("Tried on this run" if search.whole_run else f"Tried on the first {search.epochs} "
                             "epoch(s) of this run") + ": this change made it learn (see the table).")
     status.caption(_verdict_caption(search))
+
+
+def _all_stored(search: FixSearch) -> bool:
+    """The search can be answered from cached or precomputed runs alone (no training): replayed on
+    a copy, in the order the search would try them, until it would stop."""
+    replay = FixSearch(search.config, search.candidates, search.epochs, search.baseline, list(search.trials))
+    if replay.baseline is None:
+        unchanged = stored_result(replay.trial_config({}))
+        if unchanged is None:
+            return False
+        replay.baseline = outcome({}, unchanged, None)
+    for change in replay.candidates[len(replay.trials):]:
+        if replay.done:
+            break
+        found = stored_result(replay.trial_config(change))
+        if found is None:
+            return False
+        replay.trials.append(outcome(change, found, replay.baseline))
+    return True
 
 
 def _changed(search: FixSearch, config) -> dict:
