@@ -126,7 +126,9 @@ def detail_tabs(result: RunResult, state: AppState, probe=None) -> None:
             chart(charts.sharpness_chart(result))
             st.caption("The learning-rate law: gradient descent is stable while the loss's sharpness λ (its top "
                        "Hessian eigenvalue, on 64 validation images) stays below 2/η. Past it a run may still "
-                       "spike and settle somewhere flatter (the catapult), or diverge.")
+                       "spike and settle somewhere flatter (the catapult), or diverge."
+                       + (" With clipping on, each step is capped, so the bound speaks for unclipped steps only."
+                          if result.config.clipping else ""))
         elif result.config.optimizer in ("adam", "rmsprop"):
             st.caption(f"{result.config.optimizer} rescales each step by the gradient's running size, so no bound "
                        "on the learning rate alone follows from the curvature: the ratio above is what to watch.")
