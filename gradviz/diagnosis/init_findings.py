@@ -159,7 +159,7 @@ def narrow(r: RunResult, e: Evidence) -> Finding | None:
     if config.activation not in RELU_FAMILY or config.architecture != "mlp" or not r.act_stats.size:
         return None
     dead, width = r.act_stats[0, :, 2], wider(config)
-    if width is None or not len(dead) or not np.nanmax(dead) >= DEAD_FRACTION:
+    if width is None or not np.isfinite(dead).any() or not np.nanmax(dead) >= DEAD_FRACTION:
         return None  # a wide net with dead units at the start: not the width's doing (the symptom rules speak)
     worst = int(np.nanargmax(dead))
     fix = {"width": width}

@@ -22,6 +22,7 @@ from gradviz.ui import warmup
 from gradviz.ui.limits import failure_message, memory_refusal, show_memory_refusal
 
 LOG = logging.getLogger("gradviz")
+VIEW_SHARPNESS_PARAMS = 1_500_000  # up to a 20 x 256 MLP (~1.1 s); past it the view does not measure λ
 LIMITS = ("Where the theory stops: it describes infinitely wide layers (at width {width}, expect deviations of "
           "order 1/√{width}), one example's gradient (a batch's averaged gradient can sit below it), and the "
           "random start only (training moves the weights away from it).")
@@ -68,6 +69,10 @@ def _step_law(config: RunConfig, x, y) -> None:
     """The learning-rate law beside the initialization's: the sharpness λ here and the step it allows
     (MLPs: a Hessian-vector product through a CNN or a recurrent layer costs seconds)."""
     if config.architecture != "mlp":
+        return
+    if cost.parameter_count(config) > VIEW_SHARPNESS_PARAMS:  # double backprop on a big net: seconds and memory
+        st.caption(f"**The step:** the loss's sharpness is not measured here for a network of "
+                   f"{cost.parameter_count(config):,} parameters; `python -m gradviz probe` measures it.")
         return
     from gradviz.signal.sharpness import sharpness_for_view
 
