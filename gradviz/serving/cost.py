@@ -219,21 +219,11 @@ def probe(config: RunConfig) -> Estimate:
 def traced_graph_bytes(config: RunConfig) -> int:
     """What keeping one shape's traced training and evaluation graphs costs a process: measured
     13-70 MB for MLPs, 49 MB for a 3-block CNN and 231 MB for a 12-block one with batch norm (RSS
-    kept after the run, half of it given back when the graph is dropped), plus the sharpness graph
-    where one is traced."""
+    kept after the run, half of it given back when the graph is dropped). Not yet counted: an SGD or
+    momentum MLP's sharpness graph, measured as +27 MB (6 x 128) and +187 MB (20 x 256) of RSS kept."""
     kernels = len(kernel_layers(config))
     per_kernel = 6.0 * (1.25 if config.batch_norm else 1.0) if config.architecture == "cnn" else 2.0
-    return int((8 + per_kernel * kernels + sharpness_graph_mb(config)) * MB)
-
-
-def sharpness_graph_mb(config: RunConfig) -> float:
-    """The traced Hessian-vector graph an SGD or momentum MLP keeps beside its step graphs
-    (gradviz.training.train.measures_sharpness): measured as RSS kept after a run, with the
-    measurement on against off, +27 MB for 6 x 128 and +187 MB for 20 x 256 (~9 MB a kernel at
-    width 256, growing with the width)."""
-    if config.architecture != "mlp" or config.optimizer not in ("sgd", "momentum"):
-        return 0.0
-    return len(kernel_layers(config)) * (2.0 + 7.0 * config.width / 256)
+    return int((8 + per_kernel * kernels) * MB)
 
 
 def peak_of(estimates: list[Estimate], at_once: bool = False) -> Estimate:
