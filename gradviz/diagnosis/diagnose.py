@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradviz.config import format_value
+from gradviz.diagnosis.candidates import smaller_step
 from gradviz.diagnosis.evidence import (
     ADAPTIVE,
     DEAD_FRACTION,
@@ -73,14 +74,7 @@ def _diverged_fix(config) -> tuple[dict, str]:
     if config.optimizer not in ADAPTIVE and config.learning_rate < BIG_SGD_STEP and config.clipping is None:
         return {"clipnorm": 1.0}, ("Clip the gradient norm (clipnorm=1.0): with SGD the step is lr x gradient, so "
                                    "one huge gradient is one huge step.")
-    return _smaller_step(config), "Take smaller steps."
-
-
-def _smaller_step(config) -> dict:
-    """A learning rate ten times smaller, and for Adam / RMSprop at most their usual 1e-3 (from
-    Adam at 1.0, a tenth still killed the ReLU units in tests)."""
-    lr = config.learning_rate / 10
-    return {"learning_rate": max(min(lr, 1e-3) if config.optimizer in ADAPTIVE else lr, 1e-6)}
+    return smaller_step(config), "Take smaller steps."
 
 
 def _vanishing_fix(r: RunResult) -> dict:
@@ -91,7 +85,7 @@ def _vanishing_fix(r: RunResult) -> dict:
     if config.time_steps:
         return {"step_pixels": 28} if config.architecture == "rnn" and config.step_pixels != 28 else {}
     if init_grad_ratio(r) >= VANISHING_RATIO:  # fine at the first step: the training steps made it vanish
-        return _smaller_step(config)
+        return smaller_step(config)
     if config.activation in ("sigmoid", "tanh", "softsign"):
         return {"activation": "relu", "initializer": "he_normal"}
     if config.initializer in ("random_normal", "random_uniform", "zeros"):
@@ -157,7 +151,7 @@ def _exploding_fix(r: RunResult) -> dict:
         return {"initializer": family_init(config.activation)}
     if config.optimizer not in ADAPTIVE and config.clipping is None and config.learning_rate < BIG_SGD_STEP:
         return {"clipnorm": 1.0}
-    return _smaller_step(config)
+    return smaller_step(config)
 
 
 def _last_stats(r: RunResult, column: int) -> tuple[float, str] | None:
@@ -173,7 +167,7 @@ def _dead_units(r: RunResult, e: Evidence) -> Finding | None:
     if stats is None or stats[0] < DEAD_FRACTION:
         return None
     fraction, layer = stats
-    fix = _smaller_step(r.config) if r.config.learning_rate >= 1e-2 else {"activation": "leaky_relu"}
+    fix = smaller_step(r.config) if r.config.learning_rate >= 1e-2 else {"activation": "leaky_relu"}
     return Finding("dead_units", "warning",
                    f"{pct(fraction)} of the ReLU units in {layer} output 0 for every validation image checked: "
                    f"they pass no gradient and no longer learn ({e.learning_note()}).",

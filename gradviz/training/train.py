@@ -192,16 +192,8 @@ def _initial_sharpness(compiled: CompiledSteps, data: Dataset, seed: int):
     trainable = [tf.Variable(v) for v in compiled.state.trainable]
     non_trainable = [tf.Variable(v) for v in compiled.state.non_trainable]
     x, y = data.x_val[:SHARPNESS_IMAGES], data.y_val[:SHARPNESS_IMAGES]
-    def measure() -> float | None:
-        try:
-            value = compiled.sharpness(x, y, seed, (trainable, non_trainable))
-            return value if math.isfinite(value) else None
-        except Exception:  # noqa: BLE001 - a measurement beside the run: without it the run is still whole
-            LOG.exception("the sharpness at step 0 could not be measured")
-            return None
-
     thread = ThreadPoolExecutor(1, thread_name_prefix="gradviz-sharpness")
-    future = thread.submit(measure)
+    future = thread.submit(_measured, compiled, x, y, seed, (trainable, non_trainable))
     thread.shutdown(wait=False)
     return future
 
@@ -218,15 +210,21 @@ def _sharpness_meter(compiled: CompiledSteps, rec: _Recorder, data: Dataset) -> 
     """Records (steps done, λ_max) on the weights now, each time it is called (at the end of a run)."""
     x, y = data.x_val[:SHARPNESS_IMAGES], data.y_val[:SHARPNESS_IMAGES]
     def measure() -> None:
-        try:
-            value = compiled.sharpness(x, y, rec.config.seed)
-        except Exception:  # noqa: BLE001 - as at step 0: the run is whole without it
-            LOG.exception("the sharpness at the end could not be measured")
-            return
-        if math.isfinite(value):
+        value = _measured(compiled, x, y, rec.config.seed)
+        if value is not None:
             rec.sharpness.append((rec.steps_done, value))
 
     return measure
+
+
+def _measured(compiled: CompiledSteps, x, y, seed: int, weights: tuple | None = None) -> float | None:
+    """λ_max, or None if it is not a finite number or could not be measured (the run is whole without it)."""
+    try:
+        value = compiled.sharpness(x, y, seed, weights)
+    except Exception:  # noqa: BLE001 - a measurement beside the run, never a reason to lose it
+        LOG.exception("the sharpness could not be measured")
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _train_epochs(config, data, model, compiled, rec, on_progress, should_stop, measure=None) -> RunResult:

@@ -8,7 +8,7 @@ import streamlit as st
 
 from gradviz.config import format_value
 from gradviz.diagnosis.evidence import Finding
-from gradviz.diagnosis.fix_search import FixSearch, Trial, outcome, plan_search, run_search
+from gradviz.diagnosis.fix_search import FixSearch, Trial, plan_search, run_search
 from gradviz.result import RunResult
 from gradviz.serving import cost
 from gradviz.serving.settings import max_memory_mb
@@ -61,22 +61,24 @@ def fix_search_panel(search: FixSearch) -> None:
     status.caption(_verdict_caption(search))
 
 
+class _NotStored(Exception):
+    """A trial that would have to be trained."""
+
+
 def _all_stored(search: FixSearch) -> bool:
-    """The search can be answered from cached or precomputed runs alone (no training): replayed on
-    a copy, in the order the search would try them, until it would stop."""
-    replay = FixSearch(search.config, search.candidates, search.epochs, search.baseline, list(search.trials))
-    if replay.baseline is None:
-        unchanged = stored_result(replay.trial_config({}))
-        if unchanged is None:
-            return False
-        replay.baseline = outcome({}, unchanged, None)
-    for change in replay.candidates[len(replay.trials):]:
-        if replay.done:
-            break
-        found = stored_result(replay.trial_config(change))
+    """The search can be answered from cached or precomputed runs alone (no training): run_search
+    replayed on a copy, stopping at the first trial the store does not have."""
+    def stored(config):
+        found = stored_result(config)
         if found is None:
-            return False
-        replay.trials.append(outcome(change, found, replay.baseline))
+            raise _NotStored
+        return found
+
+    replay = FixSearch(search.config, search.candidates, search.epochs, search.baseline, list(search.trials))
+    try:
+        list(run_search(replay, stored))
+    except _NotStored:
+        return False
     return True
 
 
