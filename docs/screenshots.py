@@ -8,7 +8,9 @@ for its charts and writes docs/screenshots/<name>.png. Needs the dev requirement
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,8 +55,26 @@ def main() -> int:
             page.screenshot(path=str(OUT / f"{name}.png"))
             print(f"wrote {OUT / name}.png")
             page.close()
+        _open_a_run(browser)
         browser.close()
     return 0
+
+
+def _open_a_run(browser) -> None:
+    """The "Open a run" page on the example's 10-layer sigmoid run (examples/your_model.py), served
+    as `python -m gradviz view` serves it."""
+    with tempfile.TemporaryDirectory() as folder:
+        subprocess.run([sys.executable, str(ROOT / "examples" / "your_model.py"), "--out", folder], check=True,
+                       capture_output=True)
+        env = {"GRADVIZ_VIEW_FILE": str(Path(folder) / "deep_sigmoid.gradviz")}
+        with streamlit_server(ARTIFACTS / "screenshots-view.log", env=env) as (url, _):
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.goto(url)
+            page.get_by_text("Gradient norm per layer and step").first.wait_for(timeout=300_000)
+            page.wait_for_timeout(2500)
+            page.screenshot(path=str(OUT / "open-a-run.png"))
+            print(f"wrote {OUT / 'open-a-run'}.png")
+            page.close()
 
 
 if __name__ == "__main__":

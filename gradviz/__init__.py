@@ -11,6 +11,14 @@ The public API for notebooks and scripts (the app is `streamlit run app.py`, the
         print(finding.kind, finding.message, finding.fix)
     result.save("run"); again = gradviz.RunResult.load("run")
 
+Your own Keras model (docs/your-model.md)::
+
+    print(gradviz.probe_model(model, x[:256], y[:256]).theory)   # at initialization
+    callback = gradviz.watch(model, x=x)
+    model.fit(x, y, epochs=3, callbacks=[callback])
+    gradviz.show(callback.result)                                # in a notebook
+    callback.result.save("mine.gradviz"); gradviz.load("mine.gradviz")
+
 Names are imported on first use, so `import gradviz` loads no TensorFlow (only `train` and
 `probe` do).
 """
@@ -32,6 +40,10 @@ _WHERE = {
     "PRESETS": "gradviz.presets", "get_preset": "gradviz.presets",
     "keras_snippet": "gradviz.snippet",
     "estimate_memory": "gradviz.serving.limits", "MemoryLimit": "gradviz.serving.limits",
+    # your own Keras model
+    "watch": "gradviz.yourmodel.watch", "probe_model": "gradviz.yourmodel.probe_model",
+    "diagnose_model": "gradviz.yourmodel.findings", "show": "gradviz.yourmodel.notebook",
+    "load": "gradviz.yourmodel.runfile", "RunFileError": "gradviz.yourmodel.runfile",
 }
 __all__ = sorted(_WHERE)
 

@@ -1,5 +1,5 @@
-"""python -m gradviz presets | run | probe | sweep | bench | precompute | prefetch: the command line
-whose output scripts rely on (the contract is docs/cli.md)."""
+"""python -m gradviz presets | run | probe | sweep | bench | precompute | prefetch | view: the command
+line whose output scripts rely on (the contract is docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -195,6 +195,8 @@ def cmd_bench(args) -> int:
         return _bench_sweeps(args)
     if args.fix_search:
         return _bench_fix_search(args)
+    if args.watch:
+        return _bench_watch(args)
     config, _ = resolve_config(args.preset, args.set)
     _check_training(config, args.data_dir)
     dataset = _load(config, args.data_dir)
@@ -249,6 +251,36 @@ def _bench_fix_search(args) -> int:
     from gradviz.training.bench import run_fix_search_bench
 
     return emit(run_fix_search_bench(dataset), args.json, lambda report: json.dumps(report, indent=1))
+
+
+def _bench_watch(args) -> int:
+    """model.fit with gradviz.watch against plain model.fit (a 10 x 256 MLP, a small CNN)."""
+    from gradviz.data import load_dataset
+
+    dataset = load_dataset(RunConfig().train_size, args.data_dir)
+    from gradviz.yourmodel.bench import run_watch_bench
+
+    return emit(run_watch_bench(dataset, repeats=args.repeats), args.json, lambda report: json.dumps(report, indent=1))
+
+
+def cmd_view(args) -> int:
+    """Check a run file, then start the app on it (its "Open a run" page first). The path reaches the
+    server through its environment, never through a link."""
+    import subprocess
+
+    from gradviz.yourmodel.runfile import RunFileError, load
+
+    path = Path(args.file).expanduser().resolve()
+    try:
+        result = load(path)
+    except RunFileError as error:
+        raise BadInput(str(error)) from None
+    app = Path(__file__).resolve().parent.parent / "app.py"
+    print(f"{path.name}: {result.steps_done:,} steps, {len(result.layers)} kernels; opening it at "
+          f"http://localhost:{args.port} (Ctrl+C stops the server)", file=sys.stderr)
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+               "--server.headless", "true" if args.no_browser else "false"]
+    return subprocess.call(command, env={**os.environ, "GRADVIZ_VIEW_FILE": str(path)}, cwd=app.parent)
 
 
 def read_grid(path: str) -> list[tuple[str, RunConfig]]:
@@ -385,6 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="time a phase diagram and trained sweeps against their points one by one instead")
             p.add_argument("--fix-search", action="store_true",
                            help="time the fix search on failing default-size MLPs and the sharpness in training")
+            p.add_argument("--watch", action="store_true",
+                           help="time model.fit with gradviz.watch against plain model.fit (your own model)")
         p.set_defaults(func=func)
     sw = sub.add_parser("sweep", help="a grid of configs at initialization (instant) or trained (--train)",
                         parents=[common])
@@ -410,7 +444,20 @@ def build_parser() -> argparse.ArgumentParser:
                          help="store folder (default: $GRADVIZ_STORE_DIR or ~/.cache/gradviz/results)")
         pre.add_argument("--force", action="store_true", help="retrain even if a stored run is there")
         pre.set_defaults(func=func)
+    view = sub.add_parser("view", help="open a run file (gradviz.watch's result.save) in the app", parents=[common])
+    view.add_argument("file", help="a .gradviz run file")
+    view.add_argument("--port", type=_port, default=8501, metavar="PORT", help="the server's port (default 8501)")
+    view.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    view.set_defaults(func=cmd_view)
     return parser
+
+
+def _port(text: str) -> int:
+    """A TCP port a user may listen on (argparse turns the ValueError into a usage message)."""
+    port = int(text)
+    if not 1024 <= port <= 65535:
+        raise ValueError(text)
+    return port
 
 
 def _sweep_names() -> list[str]:

@@ -23,7 +23,7 @@ ACT_STATS = ("mean", "std", "dead_fraction", "saturated_fraction")
 class RunResult:
     """Everything a chart, the diagnosis or the CLI needs; no Keras objects, so it caches and saves."""
 
-    config: RunConfig
+    config: RunConfig | None  # None for a user's own Keras model (gradviz.watch); `meta` names it
     data: dict
     layers: list[str]  # kernel layers, input -> output (heatmap rows)
     act_layers: list[str]  # hidden activation layers, input -> output
@@ -173,8 +173,13 @@ class RunResult:
 
     # --- persistence -----------------------------------------------------------------------------
 
-    def save(self, path: str | Path) -> tuple[Path, Path]:
-        """Write <path>.npz (arrays) and <path>.json (everything else)."""
+    def save(self, path: str | Path) -> tuple[Path, Path] | Path:
+        """Write <path>.npz (arrays) and <path>.json (everything else); a path ending in .gradviz
+        is written as one run file instead (gradviz.yourmodel.runfile; `gradviz.load` reads it)."""
+        if str(path).endswith(".gradviz"):
+            from gradviz.yourmodel.runfile import save_run
+
+            return save_run(self, path)
         base = Path(path)
         arrays, meta = self._parts()
         npz, js = base.with_suffix(".npz"), base.with_suffix(".json")

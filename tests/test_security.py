@@ -60,7 +60,9 @@ def test_the_servers_safety_settings_are_in_force():
     options = effective_config()
     assert options["server.enableXsrfProtection"] == "true"
     assert options["server.enableCORS"] == "true"  # CORS *protection* on: no cross-origin access
-    assert options["server.maxUploadSize"] == "1"
+    from gradviz.yourmodel.runfile import MAX_FILE_BYTES
+
+    assert int(options["server.maxUploadSize"]) * 2**20 == MAX_FILE_BYTES  # run files only, refused past it
     assert options["server.enableStaticServing"] == "false"
     assert options["server.fileWatcherType"] == '"none"'  # the TOML string, as config show prints it
     assert options["browser.gatherUsageStats"] == "false"

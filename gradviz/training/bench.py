@@ -301,12 +301,59 @@ def _reseeded(spec):
 
 
 def _seconds(work) -> float:
+    return round(_exact_seconds(work), 2)
+
+
+def _exact_seconds(work) -> float:
     started = time.perf_counter()
     work()
-    return round(time.perf_counter() - started, 2)
+    return time.perf_counter() - started
 
 
 _MEASURES = measures_sharpness
+
+
+def sharpness_share(data: Dataset, first_runs: int = 3, reruns: int = 9) -> dict:
+    """The sharpness' share of a default SGD MLP's run: the same runs with the measurement on and
+    off, alternated (on a busy 2-core machine a run's time drifts by ±15 % over a minute, which
+    three runs of one kind after three of the other mistook for the measurement's cost). A first
+    run of the shape (every graph traced anew) and reruns (graphs traced), medians."""
+    from gradviz.training import train as training
+
+    sgd, times = RunConfig(optimizer="sgd", learning_rate=0.05), {}
+    train(sgd, data)
+    try:
+        for kind, runs in (("first_run", first_runs), ("rerun", reruns)):
+            for i in range(runs):
+                for measured in (False, True) if i % 2 else (True, False):
+                    training.measures_sharpness = _MEASURES if measured else (lambda c: False)
+                    if kind == "first_run":
+                        clear_step_graphs()
+                    seconds = train(sgd.replace(seed=i + 1), data).seconds
+                    times.setdefault(f"{kind}_seconds_{'with' if measured else 'without'}", []).append(seconds)
+    finally:
+        training.measures_sharpness = _MEASURES
+    row = {name: round(statistics.median(values), 3) for name, values in times.items()}
+    for kind in ("first_run", "rerun"):  # each pair ran back to back: the median of their ratios, and their range
+        pairs = [a / b - 1 for a, b in zip(times[f"{kind}_seconds_with"], times[f"{kind}_seconds_without"])]
+        row[f"share_of_a_{kind}"] = round(statistics.median(pairs), 3)
+        row[f"share_of_a_{kind}_range"] = [round(min(pairs), 3), round(max(pairs), 3)]
+    return row
+
+
+def view_sharpness_ms(data: Dataset) -> dict:
+    """The At-initialization view's λ line (gradviz.signal.sharpness.sharpness_for_view): the default
+    MLP after the server's warm-up traced its graph (a first visit), another seed of it, and a
+    shape seen for the first time (measured eagerly). Fresh starting points, so nothing is cached."""
+    from gradviz.signal import sharpness
+
+    x, y = data.x_val[:64], data.y_val[:64]
+    clear_step_graphs()
+    sharpness.warm_view_sharpness(x, y)
+    cases = {"default MLP (warmed)": RunConfig(seed=101), "default MLP, another seed": RunConfig(seed=102),
+             "10 x 256 sigmoid, first visit": RunConfig(depth=10, width=256, activation="sigmoid", seed=103)}
+    return {name: round(1000 * _exact_seconds(lambda c=config: sharpness.sharpness_for_view(c, x, y)))
+            for name, config in cases.items()}
 
 # Failing configs at the app's default size, each with the change a learner would meet first.
 FIX_SEARCH_CASES = {
@@ -339,17 +386,6 @@ def run_fix_search_bench(data: Dataset) -> dict:
         out["fix_search"][name] = {"run_seconds": round(result.seconds, 2), "first_row_seconds": first,
                                    "search_seconds": round(time.perf_counter() - started, 2),
                                    "rows": len(search.trials), "verified_fix": search.verified_fix}
-    from gradviz.training import train as training
-
-    sgd, row = RunConfig(optimizer="sgd", learning_rate=0.05), {}
-    for name, measured in (("without", False), ("with", True)):
-        training.measures_sharpness = (lambda c: measured) if not measured else _MEASURES  # the same SGD run
-        clear_step_graphs()
-        row[f"first_run_seconds_{name}"] = round(train(sgd, data).seconds, 2)
-        row[f"rerun_seconds_{name}"] = round(statistics.median(train(sgd.replace(seed=s), data).seconds
-                                                                for s in (1, 2, 3)), 2)
-    training.measures_sharpness = _MEASURES
-    row["share_of_a_first_run"] = round(row["first_run_seconds_with"] / row["first_run_seconds_without"] - 1, 3)
-    row["share_of_a_rerun"] = round(row["rerun_seconds_with"] / row["rerun_seconds_without"] - 1, 3)
-    out["sharpness_in_training"] = row
+    out["sharpness_in_training"] = sharpness_share(data)
+    out["sharpness_in_view_ms"] = view_sharpness_ms(data)
     return out

@@ -14,6 +14,7 @@ import numpy as np
 from gradviz.config import RunConfig
 from gradviz.serving.cost import eval_batch, traced_graph_bytes
 from gradviz.serving.lru import BoundedLRU
+from gradviz.training import lanczos
 from gradviz.training.models import (
     activation_layers,
     model_inputs,
@@ -33,7 +34,10 @@ VALUE_FIELDS = ("learning_rate", "seed", "epochs", "train_size", "initializer", 
 PIXELS = tf.TensorSpec([None, 28, 28], tf.float32)
 LABELS = INDICES = tf.TensorSpec([None], tf.int32)
 SCALAR = tf.TensorSpec([], tf.int32)
-SHARPNESS_ITERATIONS = 12  # power-iteration steps in the traced sharpness (eager runs converged to 1e-3 in 7-14)
+# Lanczos steps in the traced sharpness, one Hessian-vector product each. Training takes 8 (its
+# cost within 10 % of a short run; on default MLPs within 0.4 % of 200 power iterations, -7 % on
+# a 10 x 256 sigmoid MLP whose top eigenvalues cluster); the init view, one call, takes 12.
+TRAINING_SHARPNESS_STEPS, VIEW_SHARPNESS_STEPS = 8, 12
 
 
 class UnreachedWeights(RuntimeError):
@@ -211,17 +215,21 @@ class StepGraphs:
             return self._evaluate_concrete
 
     def sharpness_function(self, state: RunState, model: keras.Model):
-        """λ_max by power iteration (see _sharpness_graph), traced on first use with `model` (the
+        """λ_max by Lanczos iteration (see _sharpness_graph), traced on first use with `model` (the
         asking run's, of this shape) as its template: only runs that measure it pay for tracing it."""
         with self._sharpness_lock:
             if self._sharpness_concrete is None:
                 template = [model]  # emptied once traced, so the cached graph does not keep the model
                 self._sharpness_concrete = tf.function(
                     lambda *args: self._sharpness_graph(template[0], *args), autograph=False).get_concrete_function(
-                    PIXELS, LABELS, [tf.TensorSpec(v.shape, v.dtype) for v in state.trainable],
-                    tf.TensorSpec([], tf.float32), state.trainable, state.non_trainable)
+                    PIXELS, LABELS, SCALAR, SCALAR, *[[tf.TensorSpec(v.shape, v.dtype) for v in kind]
+                                                                   for kind in (state.trainable, state.non_trainable)])
                 template.clear()
             return self._sharpness_concrete
+
+    @property
+    def sharpness_traced(self) -> bool:
+        return self._sharpness_concrete is not None
 
     def _release_template(self) -> None:
         """Once both graphs are traced, drop what only tracing needed: the template model and the
@@ -316,13 +324,14 @@ class StepGraphs:
         _, _, rows = tf.while_loop(running, one_step, (s0, tf.constant(True), rows))
         return rows.stack()
 
-    def _sharpness_graph(self, model, x, y, start, shift, trainable, non_trainable):
-        """The eigenvalue largest in size of H - shift·I, H the Hessian of the batch-mean loss on
-        (x, y) at the current weights: SHARPNESS_ITERATIONS power-iteration steps from `start`,
-        each a Hessian-vector product by double backpropagation. Returns the last two Rayleigh
-        quotients (their gap says how far it converged)."""
-        weights, moving = [v.value() for v in trainable], [v.value() for v in non_trainable]
+    def _sharpness_graph(self, model, x, y, seed, steps, weights, moving):
+        """The top eigenvalue of H, the Hessian of the batch-mean loss on (x, y) at `weights` (and
+        batch norm's `moving` statistics): `steps` Lanczos steps (gradviz.training.lanczos)
+        from a normal start drawn from `seed`, each a Hessian-vector product by double
+        backpropagation. Returns the top Ritz values after the last step and the one before (their
+        gap says how far it converged)."""
         inputs = model_inputs(model, x)
+        start = [tf.random.stateless_normal(w.shape, seed=tf.stack([seed, i])) for i, w in enumerate(weights)]
 
         def product(vector):
             with tf.GradientTape() as outer:
@@ -332,18 +341,9 @@ class StepGraphs:
                     logits, _ = self._call(model, inputs, weights, moving, training=True, template=model)
                     loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
                 dot = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(inner.gradient(loss, weights), vector)])
-            return [h - shift * v for h, v in zip(outer.gradient(dot, weights), vector)]
+            return outer.gradient(dot, weights)
 
-        def normalised(vector):
-            return [v * tf.math.rsqrt(tf.reduce_sum(sums_of_squares(vector))) for v in vector]
-
-        def step(i, vector, value, previous):
-            hv = product(vector)
-            return i + 1, normalised(hv), tf.add_n([tf.reduce_sum(h * v) for h, v in zip(hv, vector)]), value
-
-        _, _, value, previous = tf.while_loop(lambda i, *_: i < SHARPNESS_ITERATIONS, step,
-                                              (tf.constant(0), normalised(start), tf.constant(0.0), tf.constant(0.0)))
-        return value, previous
+        return lanczos.top_eigenvalue(product, start, steps)
 
     def _evaluate_graph(self, x, y, keep, trainable, non_trainable):
         weights, moving = [v.value() for v in trainable], [v.value() for v in non_trainable]
@@ -373,23 +373,21 @@ class CompiledSteps:
         """Steps [s0, s1) of the epoch order `perm`: one StepRecord row per step (see StepGraphs)."""
         return self.graphs.chunk(perm, s0, s1, self.x, self.y, self.state)
 
-    def sharpness(self, x: np.ndarray, y: np.ndarray, seed: int, weights: tuple | None = None) -> float:
+    def weights_now(self) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+        """The trainable and non-trainable weights as tensors: a snapshot that later updates leave
+        as it is (TensorFlow copies a variable's buffer on write while a read of it is held)."""
+        return [v.read_value() for v in self.state.trainable], [v.read_value() for v in self.state.non_trainable]
+
+    def sharpness(self, x: np.ndarray, y: np.ndarray, seed: int, weights: tuple | None = None,
+                  steps: int = TRAINING_SHARPNESS_STEPS) -> float:
         """λ_max, the top eigenvalue of the loss's Hessian on (x, y) at the weights now, or at
-        `weights` (trainable, non-trainable variables of this shape; e.g. a copy of the initial ones),
-        by power iteration from a seeded start. Where the eigenvalue largest in size is negative, a
-        second pass on H - λ₋I finds the top one."""
-        trainable, non_trainable = weights or (self.state.trainable, self.state.non_trainable)
-        rng = np.random.default_rng(seed)
-        start = [tf.constant(rng.standard_normal(v.shape).astype(np.float32)) for v in self.state.trainable]
+        `weights` (a weights_now() snapshot, e.g. the initial one), by `steps` Lanczos steps from a
+        seeded start (see StepGraphs._sharpness_graph)."""
+        trainable, non_trainable = weights or self.weights_now()
         graph = self.graphs.sharpness_function(self.state, self.model)
-        x, y = tf.constant(x), tf.constant(y)
-
-        def largest(shift: float) -> float:
-            value, _ = graph(x, y, start, tf.constant(shift, tf.float32), trainable, non_trainable)
-            return float(value) + shift
-
-        value = largest(0.0)
-        return largest(value) if value < 0 else value
+        value, _ = graph(tf.constant(x), tf.constant(y), tf.constant(seed, tf.int32), tf.constant(steps, tf.int32),
+                         trainable, non_trainable)
+        return float(value)
 
     def trace_evaluation(self) -> None:
         self.graphs.evaluate_function(self.state)
@@ -433,6 +431,12 @@ def step_graphs(model: keras.Model, config: RunConfig) -> StepGraphs:
     key = graph_key(config)
     graphs = GRAPHS.get(key)
     return graphs if graphs is not None else GRAPHS.put(key, StepGraphs(model, config))
+
+
+def traced_sharpness_graphs(config: RunConfig) -> StepGraphs | None:
+    """The shared graphs of `config`'s shape if their sharpness graph is traced already, else None."""
+    graphs = GRAPHS.get(graph_key(config))
+    return graphs if graphs is not None and graphs.sharpness_traced else None
 
 
 def clear_step_graphs() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
@@ -73,7 +73,8 @@ class _Recorder:
         self.log = StepLog(self.record.width, STEP_LOG_CAPACITY)
         self.taken: list[dict] = []  # one per snapshot, its summary computed on the pool
         self.sharpness: list[tuple[int, float]] = []  # (step, λ_max) where measured
-        self.initial_sharpness = None  # a Future: λ at step 0, measured on a copy of the initial weights
+        self.initial_sharpness = None  # a Future: λ at step 0, measured on a snapshot of the initial weights
+        self.sharpness_pool: ThreadPoolExecutor | None = None  # λ's own thread, where it is measured
         self.steps_done = 0
         # Histograms and activation statistics are numpy work on copies: a second thread does them
         # while this one goes on training (~25 ms less per 3-epoch 10x256 run), and it computes the
@@ -99,6 +100,8 @@ class _Recorder:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+        if self.sharpness_pool is not None:
+            self.sharpness_pool.shutdown(wait=True)  # never leave its thread tracing after the run
 
     def _sharpness(self, partial: bool) -> list[tuple[int, float]]:
         """λ where measured; step 0's once its thread is done (a partial result does not wait for it)."""
@@ -175,27 +178,19 @@ def train(
         _first_snapshot_while_tracing(compiled, rec, data)
         measure = _sharpness_meter(compiled, rec, data) if measures_sharpness(config) else None
         if measure is not None:
-            rec.initial_sharpness = _initial_sharpness(compiled, data, config.seed)
-        try:
-            return _train_epochs(config, data, model, compiled, rec, on_progress, should_stop, measure)
-        finally:
-            if rec.initial_sharpness is not None:
-                rec.initial_sharpness.result()  # never leave its thread tracing after the run
+            rec.sharpness_pool = ThreadPoolExecutor(1, thread_name_prefix="gradviz-sharpness")
+            rec.initial_sharpness = _initial_sharpness(compiled, data, config.seed, rec.sharpness_pool)
+        return _train_epochs(config, data, model, compiled, rec, on_progress, should_stop, measure)
     finally:
         rec.close()
 
 
-def _initial_sharpness(compiled: CompiledSteps, data: Dataset, seed: int):
-    """λ at step 0, on a copy of the initial weights, on its own thread: its first measurement of a
+def _initial_sharpness(compiled: CompiledSteps, data: Dataset, seed: int, pool: ThreadPoolExecutor):
+    """λ at step 0, on a snapshot of the initial weights, on `pool`'s thread: its first measurement of a
     shape traces the Hessian-vector graph (~0.5 s for a 6 x 128 MLP), single-threaded Python that
     would otherwise stop the training, which meanwhile runs in TensorFlow's own threads."""
-    trainable = [tf.Variable(v) for v in compiled.state.trainable]
-    non_trainable = [tf.Variable(v) for v in compiled.state.non_trainable]
     x, y = data.x_val[:SHARPNESS_IMAGES], data.y_val[:SHARPNESS_IMAGES]
-    thread = ThreadPoolExecutor(1, thread_name_prefix="gradviz-sharpness")
-    future = thread.submit(_measured, compiled, x, y, seed, (trainable, non_trainable))
-    thread.shutdown(wait=False)
-    return future
+    return pool.submit(_measured, compiled, x, y, seed, compiled.weights_now())
 
 
 def measures_sharpness(config: RunConfig) -> bool:
@@ -206,15 +201,18 @@ def measures_sharpness(config: RunConfig) -> bool:
     return config.architecture == "mlp" and config.optimizer in ("sgd", "momentum")
 
 
-def _sharpness_meter(compiled: CompiledSteps, rec: _Recorder, data: Dataset) -> Callable[[], None]:
-    """Records (steps done, λ_max) on the weights now, each time it is called (at the end of a run)."""
+def _sharpness_meter(compiled: CompiledSteps, rec: _Recorder, data: Dataset) -> Callable[[], Future]:
+    """Records (steps done, λ_max) on the weights now, on λ's thread, each time it is called (once
+    the last step is taken: it runs beside the final validation, a forward chain that leaves a
+    core free, rather than after it)."""
     x, y = data.x_val[:SHARPNESS_IMAGES], data.y_val[:SHARPNESS_IMAGES]
-    def measure() -> None:
+
+    def record(step: int) -> None:
         value = _measured(compiled, x, y, rec.config.seed)
         if value is not None:
-            rec.sharpness.append((rec.steps_done, value))
+            rec.sharpness.append((step, value))
 
-    return measure
+    return lambda: rec.sharpness_pool.submit(record, rec.steps_done)
 
 
 def _measured(compiled: CompiledSteps, x, y, seed: int, weights: tuple | None = None) -> float | None:
@@ -230,7 +228,7 @@ def _measured(compiled: CompiledSteps, x, y, seed: int, weights: tuple | None = 
 def _train_epochs(config, data, model, compiled, rec, on_progress, should_stop, measure=None) -> RunResult:
     """The epoch loop: compiled chunks, progress between them, a snapshot after each epoch."""
     n, steps_per_epoch = len(data.y_train), rec.steps_per_epoch
-    chunk = FIRST_CHUNK
+    chunk, measured = FIRST_CHUNK, None
     for epoch in range(config.epochs):
         perm = epoch_order(n, config.seed, epoch)
         epoch_rows: list[np.ndarray] = []
@@ -250,9 +248,10 @@ def _train_epochs(config, data, model, compiled, rec, on_progress, should_stop, 
             if should_stop is not None and should_stop():
                 rec.snapshot(*_epoch_means(epoch_rows, config.batch_size), validate(compiled, data))
                 return rec.result(stopped=True)
+        measured = measure() if measure is not None and epoch == config.epochs - 1 else None
         rec.snapshot(*_epoch_means(epoch_rows, config.batch_size), validate(compiled, data))
-    if measure is not None:
-        measure()
+    if measured is not None:
+        measured.result()
     return rec.result(halves=halves_used(compiled, data) if config.time_steps else np.zeros(0))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Callable
 
@@ -19,6 +20,7 @@ PAGES = (
     ("pages/Guide.py", "Guide", "Guide"),
     ("pages/Through_time.py", "Through time", "Through_time"),
     ("pages/Sweeps.py", "Sweeps", "Sweeps"),
+    ("pages/Open_a_run.py", "Open a run", "Open_a_run"),
 )
 
 
@@ -27,7 +29,10 @@ _navigating = threading.local()  # set while this script run is inside the app's
 
 def run_app() -> None:
     """app.py's one call: the sidebar's navigation over the pages, then the page the URL names."""
-    pages = [st.Page(file, title=title, default=not path, **({"url_path": path} if path else {}))
+    # `python -m gradviz view FILE` starts a server on its run file: that page comes first there.
+    first = "Open_a_run" if os.environ.get("GRADVIZ_VIEW_FILE") else ""
+    pages = [st.Page(file, title=title, default=path == first,
+                     **({} if path == first else {"url_path": path or "Explorer"}))
              for file, title, path in PAGES]
     _navigating.active = True
     try:

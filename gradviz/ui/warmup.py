@@ -1,13 +1,16 @@
 """TensorFlow imported once per process, on a thread of its own: a page draws what needs no
-TensorFlow first (controls, the theory's curves), then starts the 3-5 s import and waits for it."""
+TensorFlow first (controls, the theory's curves), then starts the 3-5 s import and waits for it.
+Once it is loaded, the same thread traces the default MLP's sharpness graph (the λ line)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 _loaded = threading.Event()
 _started = threading.Lock()
 _thread: threading.Thread | None = None
+LOG = logging.getLogger("gradviz")
 
 
 def start() -> None:
@@ -25,6 +28,18 @@ def _load() -> None:
         import gradviz.training.train  # noqa: F401 - the trainer and its traced steps
     finally:
         _loaded.set()  # a failed import is raised again, with its message, where it is used
+    _warm_sharpness()
+
+
+def _warm_sharpness() -> None:
+    """The default view's λ line then costs one graph call (~20 ms), not an eager measurement (~0.3 s)."""
+    try:
+        from gradviz.data import PROBE_IMAGES, probe_batch
+        from gradviz.signal.sharpness import warm_view_sharpness
+
+        warm_view_sharpness(*probe_batch(PROBE_IMAGES)[:2])
+    except Exception:  # noqa: BLE001 - a head start only: without it the line is measured eagerly
+        LOG.warning("the sharpness graph was not traced ahead", exc_info=True)
 
 
 def ready() -> bool:

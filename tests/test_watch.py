@@ -1,0 +1,158 @@
+"""gradviz.watch on the user's own Keras models: what it records equals an independent
+tf.GradientTape on the same batch and weights; fit reaches the same weights with it as without;
+a NaN step is reported (step, layer, origin, rows) and training stops with the last finite weights."""
+
+import numpy as np
+import pytest
+
+import gradviz
+from gradviz.training.tf_setup import keras, tf
+
+L = keras.layers
+BATCH, CHECKED = 32, (0, 3, 7)
+
+
+def sequential_mlp():
+    return keras.Sequential([keras.Input((28, 28)), L.Flatten(), L.Dense(32, activation="relu"),
+                             L.Dense(32, activation="tanh"), L.Dense(10)])
+
+
+def functional_skip():
+    inputs = keras.Input((28, 28))
+    first = L.Dense(32, activation="relu")(L.Flatten()(inputs))
+    second = L.Dense(32, activation="relu")(first)
+    return keras.Model(inputs, L.Dense(10)(L.Add()([first, second])))
+
+
+class Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.flatten, self.hidden, self.out = L.Flatten(), L.Dense(32, activation="sigmoid"), L.Dense(10)
+
+    def call(self, x):
+        return self.out(self.hidden(self.flatten(x)))
+
+
+def conv():
+    return keras.Sequential([keras.Input((28, 28)), L.Reshape((28, 28, 1)), L.Conv2D(4, 3, activation="relu"),
+                             L.MaxPooling2D(4), L.Flatten(), L.Dense(10)])
+
+
+def lstm():
+    return keras.Sequential([keras.Input((28, 28)), L.LSTM(16), L.Dense(10)])
+
+
+MODELS = {"sequential": sequential_mlp, "functional-skip": functional_skip, "subclassed": Subclassed,
+          "conv": conv, "lstm": lstm}
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+@pytest.fixture(scope="module")
+def mnist(real_data_or_skip):
+    data = real_data_or_skip(1000)
+    return data.x_train[:320], data.y_train[:320]
+
+
+def compiled(build, optimizer=None, seed=0):
+    keras.utils.set_random_seed(seed)
+    model = build()
+    model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-3), loss=LOSS)
+    return model
+
+
+class WeightsAt(keras.callbacks.Callback):
+    """The weights before each checked step (an independent copy, read outside gradviz)."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps, self.seen, self.kept = steps, 0, {}
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.seen in self.steps:
+            self.kept[self.seen] = [v.numpy().copy() for v in self.model.trainable_variables]
+        self.seen += 1
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_recorded_gradient_norms_and_ratios_equal_an_independent_gradient_tape(name, mnist):
+    x, y = mnist
+    model = compiled(MODELS[name])
+    model(x[:1])  # built before fit, so the weights before step 0 can be read independently
+    grab = WeightsAt(set(CHECKED) | {s + 1 for s in CHECKED})
+    callback = gradviz.watch(model, x=x)
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[grab, callback])
+    result = callback.result
+    kernels = [i for i, v in enumerate(model.trainable_variables) if len(v.shape) >= 2]
+    assert len(result.layers) == len(kernels) and result.steps_done == len(y) // BATCH
+    oracle = compiled(MODELS[name])
+    oracle(x[:1])
+    for step in CHECKED:
+        oracle.set_weights(grab.kept[step])
+        rows = slice(step * BATCH, (step + 1) * BATCH)
+        with tf.GradientTape() as tape:
+            loss = LOSS(y[rows], oracle(x[rows], training=True))
+        grads = tape.gradient(loss, oracle.trainable_variables)
+        expected = [float(np.linalg.norm(grads[i])) for i in kernels]
+        np.testing.assert_allclose(result.grad_norm[step], expected, rtol=2e-5)
+        np.testing.assert_allclose(result.loss[step], float(loss), rtol=2e-6)
+        moved = [np.linalg.norm(grab.kept[step + 1][i] - grab.kept[step][i]) / np.linalg.norm(grab.kept[step][i])
+                 for i in kernels]
+        np.testing.assert_allclose(result.update_ratio[step], moved, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["sequential", "subclassed", "conv"])
+def test_fit_with_the_callback_reaches_the_same_weights_as_without(name, mnist):
+    x, y = mnist
+    plain, watched = compiled(MODELS[name]), compiled(MODELS[name])
+    keras.utils.set_random_seed(7)
+    plain.fit(x, y, batch_size=BATCH, epochs=2, verbose=0)
+    keras.utils.set_random_seed(7)
+    callback = gradviz.watch(watched)
+    watched.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[callback])
+    for a, b in zip(plain.get_weights(), watched.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # the subclassed model builds itself inside the first step: its kernels and step-0 weights are still recorded
+    result = callback.result
+    assert len(result.layers) == sum(len(w.shape) >= 2 for w in watched.trainable_variables)
+    assert result.weight_hist.shape[:2] == (3, len(result.layers)) and result.epoch_step[0] == 0
+    assert "compute_loss" not in vars(watched) and "apply" not in vars(watched.optimizer)  # wrappers removed
+
+
+def test_a_nan_from_the_inputs_is_reported_forward_with_its_rows_and_training_stops(mnist):
+    x, y = mnist
+    x = x.copy()
+    x[100, 3, 3] = np.inf  # row 100: batch 3 of the first epoch with batch size 32, unshuffled
+    model = compiled(sequential_mlp)
+    callback = gradviz.watch(model, x=x)
+    model.fit(x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0, callbacks=[callback])
+    result, where = callback.result, callback.nan
+    assert where["step"] == 3 and where["epoch"] == 0 and where["batch"] == 3
+    first_dense = model.layers[1].name  # after Flatten: the first layer whose output holds the Inf
+    assert where["origin"] == "forward" and where["layer"] == first_dense and 100 in where["rows"]
+    assert result.diverged_at_step == 3 and result.steps_done == 3 and result.step.max() == 3
+    assert all(np.isfinite(w).all() for w in model.get_weights())  # put back to the weights before training
+    finding = gradviz.diagnose_model(result)[0]
+    assert finding.kind == "nan" and "step 3" in finding.message and "100" in finding.message
+
+
+def test_a_gradient_that_overflows_while_the_loss_is_finite_is_reported_backward(mnist):
+    x, y = mnist
+    # sqrt at 0 is finite forward and infinite backward: a ReLU unit that outputs exactly 0 overflows backprop
+    root = L.Lambda(lambda t: keras.ops.sqrt(t))
+    model = compiled(lambda: keras.Sequential([keras.Input((28, 28)), L.Flatten(),
+                                               L.Dense(16, activation="relu", name="feeds_the_root"), root,
+                                               L.Dense(10, name="logits")]))
+    callback = gradviz.watch(model)
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
+    where = callback.nan
+    assert where["origin"] == "backward" and where["step"] == 0
+    assert where["layer"].endswith("feeds_the_root/kernel") and where["rows"] is None  # no x given: no rows
+
+
+def test_watch_refuses_an_uncompiled_model_and_an_unknown_layer():
+    with pytest.raises(ValueError, match="compile"):
+        gradviz.watch(sequential_mlp())
+    model = compiled(sequential_mlp)
+    callback = gradviz.watch(model, x=np.zeros((4, 28, 28), np.float32), layers=["no_such_layer"])
+    with pytest.raises(ValueError, match="no_such_layer"):
+        model.fit(np.zeros((4, 28, 28), np.float32), np.zeros(4, np.int32), verbose=0, callbacks=[callback])
