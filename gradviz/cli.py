@@ -277,10 +277,13 @@ def cmd_view(args) -> int:
         raise BadInput(str(error)) from None
     app = Path(__file__).resolve().parent.parent / "app.py"
     print(f"{path.name}: {result.steps_done:,} steps, {len(result.layers)} kernels; opening it at "
-          f"http://localhost:{args.port} (Ctrl+C stops the server)", file=sys.stderr)
+          f"http://{args.address}:{args.port} (Ctrl+C stops the server)", file=sys.stderr)
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
-               "--server.headless", "true" if args.no_browser else "false"]
-    return subprocess.call(command, env={**os.environ, "GRADVIZ_VIEW_FILE": str(path)}, cwd=app.parent)
+               "--server.address", args.address, "--server.headless", "true" if args.no_browser else "false"]
+    try:
+        return subprocess.call(command, env={**os.environ, "GRADVIZ_VIEW_FILE": str(path)}, cwd=app.parent)
+    except KeyboardInterrupt:  # Ctrl+C stops the server (it got the signal too): no traceback
+        return EXIT_OK
 
 
 def read_grid(path: str) -> list[tuple[str, RunConfig]]:
@@ -447,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     view = sub.add_parser("view", help="open a run file (gradviz.watch's result.save) in the app", parents=[common])
     view.add_argument("file", help="a .gradviz run file")
     view.add_argument("--port", type=_port, default=8501, metavar="PORT", help="the server's port (default 8501)")
+    view.add_argument("--address", default="localhost",
+                      help="the address to listen on (default localhost: this machine only)")
     view.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     view.set_defaults(func=cmd_view)
     return parser

@@ -83,7 +83,19 @@ HOSTILE = {
     "metadata of the wrong type": lambda p: _meta_changed(p, steps_done="many"),
     "an invalid config": lambda p: _meta_changed(p, config={"depth": 10_000}),
     "a zip bomb": lambda p: _bomb(),
+    "a member that is not an array": lambda p: _rewritten(p, lambda m: m.update({"loss.npy": b"just bytes"})),
+    "a header declaring a huge array": lambda p: _rewritten(p, lambda m: m.update({"loss.npy": _huge_header()})),
+    "nan rows that are not rows": lambda p: _meta_changed(p, meta={"nan": {"rows": {"a": 1}}}),
+    "a learning rate that is text": lambda p: _meta_changed(p, meta={"learning_rate": "fast"}),
+    "no kernel": lambda p: _meta_changed(p, layers=[]),
 }
+
+
+def _huge_header() -> bytes:
+    """A valid .npy header declaring 10^12 float64 values, followed by almost nothing."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
+    return buffer.getvalue() + b"\0" * 16
 
 
 def _bomb() -> bytes:
@@ -111,3 +123,14 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path, monke
         runfile.load(path)
     with pytest.raises(RunFileError, match="no such file"):
         runfile.load(tmp_path / "absent.gradviz")
+
+
+def test_gradviz_view_refuses_a_bad_file_with_one_line_and_starts_nothing(tmp_path, capsys):
+    from gradviz.cli import main
+
+    bad = tmp_path / "bad.gradviz"
+    bad.write_bytes(b"not a run file")
+    assert main(["view", str(bad)]) == 2
+    assert main(["view", str(tmp_path / "absent.gradviz")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("error: ") for line in lines)

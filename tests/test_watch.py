@@ -126,13 +126,13 @@ def test_a_nan_from_the_inputs_is_reported_forward_with_its_rows_and_training_st
     callback = gradviz.watch(model, x=x)
     model.fit(x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0, callbacks=[callback])
     result, where = callback.result, callback.nan
-    assert where["step"] == 3 and where["epoch"] == 0 and where["batch"] == 3
-    first_dense = model.layers[1].name  # after Flatten: the first layer whose output holds the Inf
-    assert where["origin"] == "forward" and where["layer"] == first_dense and 100 in where["rows"]
+    assert where["step"] == 3 and where["epoch"] == 1 and where["batch"] == 4  # epoch and batch as Keras counts
+    assert where["origin"] == "forward" and where["inputs_not_finite"] and 100 in where["rows"]
     assert result.diverged_at_step == 3 and result.steps_done == 3 and result.step.max() == 3
     assert all(np.isfinite(w).all() for w in model.get_weights())  # put back to the weights before training
     finding = gradviz.diagnose_model(result)[0]
     assert finding.kind == "nan" and "step 3" in finding.message and "100" in finding.message
+    assert "inputs" in finding.message and "nan_to_num" in finding.evidence["keras"]
 
 
 def test_a_gradient_that_overflows_while_the_loss_is_finite_is_reported_backward(mnist):
@@ -153,6 +153,23 @@ def test_watch_refuses_an_uncompiled_model_and_an_unknown_layer():
     with pytest.raises(ValueError, match="compile"):
         gradviz.watch(sequential_mlp())
     model = compiled(sequential_mlp)
-    callback = gradviz.watch(model, x=np.zeros((4, 28, 28), np.float32), layers=["no_such_layer"])
     with pytest.raises(ValueError, match="no_such_layer"):
-        model.fit(np.zeros((4, 28, 28), np.float32), np.zeros(4, np.int32), verbose=0, callbacks=[callback])
+        gradviz.watch(model, x=np.zeros((4, 28, 28), np.float32), layers=["no_such_layer"])
+
+
+def test_a_fit_that_never_ended_leaves_nothing_behind_for_the_next(mnist):
+    """An exception mid-fit skips on_train_end: the next watch takes the old wrappers off first."""
+    x, y = mnist
+    model = compiled(sequential_mlp)
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[gradviz.watch(model), Interrupt()])
+    assert "compute_loss" in vars(model)  # left behind by the interrupted fit
+    callback = gradviz.watch(model)
+    assert "compute_loss" not in vars(model) and model.train_function is None
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[callback])
+    assert callback.result.steps_done == len(y) // BATCH and np.isfinite(callback.result.grad_norm).all()

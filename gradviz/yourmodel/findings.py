@@ -86,7 +86,7 @@ def _run_findings(result: RunResult) -> list[Finding]:
             f"The step is too large: in the first {EARLY_STEPS} steps each update moved "
             f"`{_short(result.layers[worst])}`'s kernel by {ratios[worst]:.0%} of its norm (a healthy step "
             "moves it by ~0.1-1 %).",
-            f"keras.optimizers.{meta.get('optimizer', 'adam').title()}({smaller})", update_ratio=float(ratios[worst])))
+            f"keras.optimizers.{meta.get('optimizer') or 'Adam'}({smaller})", update_ratio=float(ratios[worst])))
     found += _ratio_findings(result.grad_norm_ratio_first_last(), result.layers, "over the first epoch")
     if len(result.act_stats):
         found += _unit_findings(result.act_layers, result.act_stats[-1], (result.meta or {}).get("activations", {}),
@@ -97,18 +97,27 @@ def _run_findings(result: RunResult) -> list[Finding]:
 def _nan_finding(result: RunResult, where: dict, smaller: str) -> Finding:
     layer = where.get("layer") or result.first_bad_layer
     origin = where.get("origin") or result.divergence_origin
-    place = {"forward": "in the forward pass (the loss overflowed)",
-             "backward": "in backpropagation (the loss was finite, a gradient was not)"}.get(origin, "")
+    if where.get("inputs_not_finite"):
+        place, advice = "in the batch's inputs themselves (they hold NaN or Inf)", \
+            "clean the inputs (np.nan_to_num, or drop those rows) before fit"
+    else:
+        place = {"forward": "in the forward pass (the loss overflowed)",
+                 "backward": "in backpropagation (the loss was finite, a gradient was not)"}.get(origin, "")
+        advice = f"a smaller step ({smaller}), or clipnorm=1.0 in the optimizer"
     at = f" at `{_short(layer)}`" if layer else ""
     rows = where.get("rows")
-    batch = (f" Its rows in your inputs: {', '.join(map(str, rows[:12]))}{' ...' if len(rows) > 12 else ''}."
-             if rows else " Pass your inputs to gradviz.watch(model, x=...) to have its rows named.")
+    if rows:
+        batch = f" Its rows in your inputs: {', '.join(map(str, rows[:12]))}{' ...' if len(rows) > 12 else ''}."
+    elif rows is None:
+        batch = " Pass your inputs to gradviz.watch(model, x=...) to have its rows named."
+    else:
+        batch = " Its rows were not found in the inputs given to gradviz.watch (were they changed?)."
     return _finding(
         "nan", "critical",
         f"NaN/Inf at step {result.diverged_at_step} (epoch {where.get('epoch', '?')}, batch {where.get('batch', '?')})"
-        f"{at} {place}. That step was not applied and training stopped.{batch}",
-        f"a smaller step ({smaller}), or clipnorm=1.0 in the optimizer", step=result.diverged_at_step,
-        layer=layer, origin=origin, rows=rows)
+        f"{at} {place}. Training stopped, and the model was put back to its weights at the end of the last "
+        f"whole epoch (not its optimizer's state: compile again before training on).{batch}",
+        advice, step=result.diverged_at_step, layer=layer, origin=origin, rows=rows)
 
 
 def _early_update_ratios(result: RunResult) -> np.ndarray | None:

@@ -15,28 +15,29 @@ from gradviz.yourmodel.findings import diagnose_model
 def show(measured, width: int = 640):
     """Draw `measured` inline and return the chart (a notebook displays what a cell returns).
 
+    The findings are printed as plain text: layer names come from the model or from a run file
+    someone sent, and a notebook would render Markdown or HTML in them.
+
     Args:
         measured: `callback.result` of gradviz.watch, a RunResult from gradviz.load, or a ModelProbe.
         width: the charts' width in pixels.
     Returns:
         An Altair chart: for a run, the layer x step heatmap, the loss, and the gradient norm across
         depth; for a probe, the gradient norms and the forward signal across depth. The findings
-        are displayed above it (as Markdown where IPython is there, else printed).
+        are printed above it.
     """
-    _display_findings(findings_markdown(measured))
+    print(findings_text(measured))
     if isinstance(measured, RunResult):
         return run_chart(measured, width)
     return probe_chart(measured, width)
 
 
-def findings_markdown(measured) -> str:
-    """The findings as Markdown, the root cause first, each with the Keras change it advises."""
+def findings_text(measured) -> str:
+    """The findings as plain text, the root cause first, each with the Keras change it advises."""
     found = diagnose_model(measured)
     if not found:
-        return "**No problem found** in what gradviz measured."
-    return "\n".join(f"- **{f.kind.replace('_', ' ')}** ({f.severity}): {f.message} *Try:* `{f.evidence['keras']}`"
-                     if "`" not in f.evidence["keras"] else
-                     f"- **{f.kind.replace('_', ' ')}** ({f.severity}): {f.message} *Try:* {f.evidence['keras']}"
+        return "No problem found in what gradviz measured."
+    return "\n".join(f"- {f.kind.replace('_', ' ')} ({f.severity}): {f.message}\n  Try: {f.evidence['keras']}"
                      for f in found)
 
 
@@ -69,12 +70,3 @@ def _across_depth(frame: pd.DataFrame, order: list[str], y_title: str, title: st
         color=alt.Color("what:N", title=None),
         tooltip=["layer:N", "what:N", alt.Tooltip("value:Q", format=".2e")]).properties(width=width, height=220,
                                                                                           title=title)
-
-
-def _display_findings(text: str) -> None:
-    try:
-        from IPython.display import Markdown, display
-    except ImportError:
-        print(text)
-        return
-    display(Markdown(text))

@@ -4,7 +4,8 @@ The rule: on the given batch, with the model in training mode, one forward pass 
 weighted layer's output RMS (Sequential and functional models), and one backward pass each
 kernel's gradient norm for the batch-mean loss; the first PER_EXAMPLE examples are then taken
 one at a time for each kernel's per-example gradient norm (a batch's averaged gradient can sit far
-below one example's). Nothing is trained and no weight changes. Mean-field theory's prediction is
+below one example's). Nothing is trained; batch norm's moving statistics, which training-mode
+calls update, are put back. Mean-field theory's prediction is
 added only where it applies: a plain stack of Dense layers of one width, one activation and one
 initializer gradviz knows (gradviz.signal.theory); otherwise the probe says why not.
 """
@@ -63,6 +64,7 @@ def probe_model(model: keras.Model, x, y, loss=None, layers: list[str] | None = 
     loss_fn = keras.losses.get(loss) if isinstance(loss, str) else loss
     x = tf.nest.map_structure(lambda a: np.asarray(a)[:MAX_PROBE_ROWS], x)
     y = np.asarray(y)[:MAX_PROBE_ROWS]
+    moving = [np.array(v) for v in model.non_trainable_variables]  # batch norm's statistics: put back after
     batch_loss, grads = _gradients(model, loss_fn, x, y)
     kernels = model_layers.kernel_variables(model)
     index = {id(v): i for i, v in enumerate(model.trainable_variables)}
@@ -75,13 +77,15 @@ def probe_model(model: keras.Model, x, y, loss=None, layers: list[str] | None = 
     _forward(model, x, probe, layers)
     first = np.asarray(tf.nest.flatten(x)[0], dtype=np.float64)
     probe.theory = theory_note(model, float(np.mean(np.square(first))))
+    for variable, value in zip(model.non_trainable_variables, moving):
+        variable.assign(value)
     probe.seconds = time.perf_counter() - started
     return probe
 
 
 def _gradients(model, loss_fn, x, y) -> tuple[float, list[np.ndarray]]:
     with tf.GradientTape() as tape:
-        value = loss_fn(y, model(x, training=True))
+        value = tf.reduce_mean(loss_fn(y, model(x, training=True)))  # a loss function by name is per example
     grads = tape.gradient(value, model.trainable_variables)
     weights = model.trainable_variables
     return float(value), [np.zeros(v.shape) if g is None else np.asarray(g) for g, v in zip(grads, weights)]

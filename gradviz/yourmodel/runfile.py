@@ -94,13 +94,16 @@ def read_run(data: bytes) -> RunResult:
     if len(data) > MAX_FILE_BYTES:
         raise RunFileError(f"{len(data):,} bytes, over the {MAX_FILE_BYTES:,}-byte limit")
     names = _listing(data)
+    _check_headers(data)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             loaded = {name: archive[name] for name in names}
     except ValueError as error:  # an object array: numpy would need pickle to read it
-        raise RunFileError(f"not a gradviz run file: {str(error).splitlines()[0]}") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as error:
+        raise RunFileError(f"not a gradviz run file: {str(error).splitlines()[0][:200]}") from None
+    except (OSError, zipfile.BadZipFile, EOFError, MemoryError) as error:
         raise RunFileError(f"not a readable run file ({type(error).__name__})") from None
+    if not all(isinstance(value, np.ndarray) for value in loaded.values()):
+        raise RunFileError("not a gradviz run file: a member is not a numpy array")
     meta = _meta(loaded.pop("meta"))
     arrays = _checked_arrays(loaded)
     _check_meta_against_arrays(meta, arrays)
@@ -135,6 +138,23 @@ def _listing(data: bytes) -> list[str]:
     return names
 
 
+def _check_headers(data: bytes) -> None:
+    """Each member's .npy header (its dtype and shape) before numpy allocates what it declares."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                try:
+                    major, _ = np.lib.format.read_magic(member)
+                    read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(member)
+                except Exception:  # noqa: BLE001 - any malformed header is one refusal
+                    raise RunFileError(f"not a gradviz run file: {info.filename} is not a numpy array") from None
+            if dtype.hasobject:
+                raise RunFileError(f"not a gradviz run file: {info.filename} holds Python objects (a pickle)")
+            if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > MAX_UNPACKED_BYTES:
+                raise RunFileError(f"{info.filename} declares {shape}, over the {MAX_UNPACKED_BYTES:,}-byte limit")
+
+
 def _meta(value: np.ndarray) -> dict:
     if value.dtype.kind != "U" or value.ndim != 0:
         raise RunFileError("not a gradviz run file: its metadata is not text")
@@ -155,7 +175,29 @@ def _meta(value: np.ndarray) -> dict:
             raise RunFileError(f"not a gradviz run file: metadata field {name} has the wrong type")
     if not all(isinstance(n, str) and len(n) <= 300 for n in meta["layers"] + meta["act_layers"]):
         raise RunFileError("not a gradviz run file: a layer name is not a short text")
+    if not meta["layers"]:
+        raise RunFileError("not a gradviz run file: it records no kernel")
+    if any(abs(meta[name]) > 10**12 for name in ("steps_per_epoch", "total_steps", "step_stride", "steps_done")):
+        raise RunFileError("not a gradviz run file: a step count is out of range")
+    _check_user_meta(meta["meta"])
     return meta
+
+
+def _check_user_meta(meta: dict) -> None:
+    """The fields gradviz.watch writes and the page reads: the right types, or refused."""
+    kinds = {"model": (str, type(None)), "optimizer": (str, type(None)), "learning_rate": (int, float, type(None)),
+             "activations": dict, "nan": (dict, type(None))}
+    for name, kind in kinds.items():
+        if name in meta and (isinstance(meta[name], bool) or not isinstance(meta[name], kind)):
+            raise RunFileError(f"not a gradviz run file: meta.{name} has the wrong type")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.get("activations", {}).items()):
+        raise RunFileError("not a gradviz run file: meta.activations is not names to names")
+    nan = meta.get("nan") or {}
+    rows = nan.get("rows")
+    if rows is not None and not (isinstance(rows, list) and all(type(r) is int for r in rows)):
+        raise RunFileError("not a gradviz run file: meta.nan.rows is not a list of row numbers")
+    if any(nan.get(k) is not None and not isinstance(nan[k], str) for k in ("layer", "origin")):
+        raise RunFileError("not a gradviz run file: meta.nan names a layer or origin that is not text")
 
 
 def _checked_arrays(loaded: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -171,6 +213,8 @@ def _checked_arrays(loaded: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
                 raise RunFileError(f"not a gradviz run file: {name}'s shape {array.shape} disagrees with the others")
             if size > BOUNDS.get(dim, size):
                 raise RunFileError(f"{name} has {size:,} entries along one axis, over the bound of {BOUNDS[dim]:,}")
+    if not sizes.get("E"):
+        raise RunFileError("not a gradviz run file: it holds no snapshot")
     if sizes.get("w") != sizes.get("W", -1) + 1 or (sizes.get("A") and sizes.get("b") != sizes.get("B", -1) + 1):
         raise RunFileError("not a gradviz run file: histogram edges and counts disagree")
     return {name: loaded[name] for name in SHAPES}  # time_grad as stored

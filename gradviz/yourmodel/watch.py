@@ -17,6 +17,7 @@ SAMPLE_ROWS rows.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -70,6 +71,10 @@ class WatchCallback(keras.callbacks.Callback):
         self.nan: dict | None = None
         self._stash: dict = {}
         self._installed: dict = {}
+        self._lock = threading.Lock()  # Keras runs batch-end hooks on a pool of threads
+        remove_leftovers(model)
+        if layers is not None and model_layers.is_graph_model(model):
+            model_layers.activation_layers(model, layers)  # an unknown name: ValueError now, not mid-fit
 
     # --- fit's hooks -------------------------------------------------------------------------------
 
@@ -106,15 +111,17 @@ class WatchCallback(keras.callbacks.Callback):
         self.epoch_starts.append(int(self.status.numpy()[0]))
 
     def on_train_batch_end(self, batch, logs=None):
-        taken, bad = (int(v) for v in self.status.numpy())
-        if taken - self.read >= STEP_BUFFER // 2 or bad >= 0:
-            self._drain(taken)
-        if bad >= 0 and self.nan is None:
-            self.nan = self._locate(bad)
-            self.watched.stop_training = True
+        with self._lock:
+            taken, bad = (int(v) for v in self.status.numpy())
+            if taken - self.read >= STEP_BUFFER // 2 or bad >= 0:
+                self._drain(taken)
+            if bad >= 0 and self.nan is None:
+                self.nan = self._locate(bad)
+                self.watched.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        self._drain(int(self.status.numpy()[0]))
+        with self._lock:
+            self._drain(int(self.status.numpy()[0]))
         if not self.snapshots and self.initial is not None:
             self._snapshot(epoch=0, logs=None, weights=self.initial)
         self._snapshot(epoch=epoch + 1, logs=logs or {})
@@ -122,7 +129,8 @@ class WatchCallback(keras.callbacks.Callback):
             self.kept_weights = self.watched.get_weights()
 
     def on_train_end(self, logs=None):
-        self._drain(int(self.status.numpy()[0]))
+        with self._lock:
+            self._drain(int(self.status.numpy()[0]))
         self._uninstall()
         if self.nan is not None and self.kept_weights is not None:  # not the NaN the bad step left
             self.watched.set_weights(self.kept_weights)
@@ -132,7 +140,10 @@ class WatchCallback(keras.callbacks.Callback):
     # --- the wrappers, traced into fit's train step ------------------------------------------------
 
     def _install(self) -> None:
-        model, optimizer = self.watched, self.watched.optimizer
+        model = self.watched
+        # Under mixed precision the LossScaleOptimizer hands its inner optimizer the unscaled
+        # gradients, and only on steps it does not skip for overflow: those are the applied ones.
+        optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
         original_loss, original_apply = model.compute_loss, optimizer.apply
         kernel_index = {id(k): i for i, k in enumerate(self.kernels)} if self.ready else {}
 
@@ -146,6 +157,7 @@ class WatchCallback(keras.callbacks.Callback):
             return self._recorded_apply(original_apply, list(grads), variables, kernel_index)
 
         compute_loss.__wrapped__ = original_loss  # Keras reads the signature: does it take `training`?
+        compute_loss.gradviz_wrapper = apply.gradviz_wrapper = True  # found and removed if fit never ends
         self._installed = {"model": (model, "compute_loss"), "optimizer": (optimizer, "apply")}
         model.compute_loss, optimizer.apply = compute_loss, apply
 
@@ -161,12 +173,12 @@ class WatchCallback(keras.callbacks.Callback):
             with tf.init_scope():
                 self.initial = [tf.Variable(tf.zeros(k.shape, k.dtype), trainable=False) for k in self.kernels]
             kernel_index.update({id(k): i for i, k in enumerate(self.kernels)})
-        loss = tf.cast(self._stash.pop("loss", np.nan), tf.float32)
+        stashed = self._stash.pop("loss", None)  # None: a custom train_step that never called compute_loss
+        loss = tf.constant(np.nan) if stashed is None else tf.cast(stashed, tf.float32)
         x = self._stash.pop("x", None)
-        squares = {id(v): tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g, v in zip(grads, variables)
-                   if g is not None}
+        squares = {id(v): _sum_of_squares(g) for g, v in zip(grads, variables) if g is not None}
         global_norm = tf.sqrt(tf.add_n(list(squares.values()))) if squares else tf.constant(0.0)
-        finite = tf.math.is_finite(loss) & tf.math.is_finite(global_norm)
+        finite = tf.math.is_finite(global_norm) & (tf.math.is_finite(loss) if stashed is not None else True)
         first_bad = ~finite & (self.status[1] < 0)
         kernels = [None] * len(self.kernels)
         for g, v in zip(grads, variables):
@@ -174,35 +186,33 @@ class WatchCallback(keras.callbacks.Callback):
                 kernels[kernel_index[id(v)]] = (g, v)
         norms = [tf.sqrt(squares[id(pair[1])]) if pair and id(pair[1]) in squares else tf.constant(np.nan)
                  for pair in kernels]
-        # The weights before the step, for the ratios: a read held across the update keeps them
+        # The kernels before the step, for the ratios: a read held across the update keeps them
         # (TensorFlow copies a variable's buffer on write while a read of it is alive). No tf.cond
         # here: one around the optimizer's update (to skip a bad step), or around copies of the
-        # weights at a bad step, cost a 10 x 256 MLP's fit 0.3-1 s (measured); the selects below do not.
-        before = [tf.identity(tf.convert_to_tensor(v)) for v in variables]
+        # weights at a bad step, cost a 10 x 256 MLP's fit 0.3-1 s (measured).
+        before = [None if pair is None else tf.identity(tf.convert_to_tensor(pair[1])) for pair in kernels]
         original(grads, variables)
         # tf.function orders reads and writes of one variable as written: these read the updated weights.
-        positions = {id(v): i for i, v in enumerate(variables)}
-        ratios = [tf.constant(np.nan) if pair is None else
-                  tf.norm(tf.convert_to_tensor(pair[1]) - before[positions[id(pair[1])]])
-                  / tf.norm(before[positions[id(pair[1])]]) for pair in kernels]
+        ratios = [tf.constant(np.nan) if pair is None else tf.cast(
+            tf.norm(tf.convert_to_tensor(pair[1]) - b) / tf.norm(b), tf.float32) for pair, b in zip(kernels, before)]
         row = tf.cast(tf.stack([loss, global_norm, tf.cast(finite, tf.float32), *norms, *ratios]), tf.float32)
         taken = self.status[0]
-        self.rows.scatter_nd_update([[taken % STEP_BUFFER]], row[None])
+        writes = [self.rows.scatter_nd_update([[taken % STEP_BUFFER]], row[None])]
         if x is not None:
-            self._keep_fingerprint(x, first_bad)
+            writes += self._keep_fingerprint(x, first_bad)
         if self.initial is not None:  # a model built in this step: its weights before step 0, kept once
-            for kept, pair in zip(self.initial, kernels):
-                kept.assign(tf.where(taken == 0, before[positions[id(pair[1])]], kept))
-        self.status.assign(tf.stack([taken + 1, tf.where(first_bad, taken, self.status[1])]))
+            writes += [kept.assign(tf.where(taken == 0, b, kept)) for kept, b in zip(self.initial, before)]
+        with tf.control_dependencies(writes):  # a reader that sees the new count sees this step's row
+            self.status.assign(tf.stack([taken + 1, tf.where(first_bad, taken, self.status[1])]))
 
-    def _keep_fingerprint(self, x, first_bad) -> None:
+    def _keep_fingerprint(self, x, first_bad) -> list:
         """At the first non-finite step: each row of its batch's first input, by its sum and sum of squares."""
         first = tf.cast(tf.nest.flatten(x)[0], tf.float32)
         rows = tf.reshape(first, [tf.shape(first)[0], -1])[:FINGERPRINT_ROWS]
         pairs = tf.stack([tf.reduce_sum(rows, 1), tf.reduce_sum(tf.square(rows), 1)], 1)
         padded = tf.pad(pairs, [[0, FINGERPRINT_ROWS - tf.shape(pairs)[0]], [0, 0]])
-        self.fingerprint.assign(tf.where(first_bad, padded, self.fingerprint))
-        self.fingerprint_rows.assign(tf.where(first_bad, tf.shape(pairs)[0], self.fingerprint_rows))
+        return [self.fingerprint.assign(tf.where(first_bad, padded, self.fingerprint)),
+                self.fingerprint_rows.assign(tf.where(first_bad, tf.shape(pairs)[0], self.fingerprint_rows))]
 
     # --- the host's side -----------------------------------------------------------------------------
 
@@ -247,61 +257,70 @@ class WatchCallback(keras.callbacks.Callback):
         return [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
 
     def _locate(self, bad: int) -> dict:
-        """Where the first non-finite step came from: the step, the epoch and batch, forward (the
-        loss overflowed) or backward (the loss was finite, a gradient was not), the layer, and,
-        given `x`, the batch's rows in it."""
+        """Where the first non-finite step came from: the step, the epoch and batch (1-based, as
+        Keras counts them), forward (the loss overflowed) or backward (the loss was finite, a
+        gradient was not), the layer where the evidence shows it, and, given `x`, the batch's rows."""
         steps, rows = self.log.arrays()
         row = rows[np.flatnonzero(steps == bad)[-1]] if (steps == bad).any() else None
-        epoch = max(0, len(self.epoch_starts) - 1)
-        where = {"step": bad, "epoch": epoch, "batch": bad - (self.epoch_starts[epoch] if self.epoch_starts else 0),
-                 "origin": None, "layer": None, "rows": self._bad_rows()}
+        index = max(0, len(self.epoch_starts) - 1)
+        batch = bad - (self.epoch_starts[index] if self.epoch_starts else 0) + 1
+        where = {"step": bad, "epoch": index + 1, "batch": batch, "origin": None, "layer": None,
+                 "rows": self._bad_rows(), "inputs_not_finite": False}
         if row is None:
             return where
         norms = row[len(FIXED):len(FIXED) + len(self.kernels)]
-        if np.isfinite(row[0]):
+        if not np.isfinite(row[0]):
+            where.update(origin="forward", **self._forward_cause(where["rows"]))
+        elif not np.isfinite(norms).all() or not np.isfinite(row[1]):
             bad_kernels = np.flatnonzero(~np.isfinite(norms))
-            where.update(origin="backward",
-                         layer=self.names[int(bad_kernels[-1])] if bad_kernels.size else None)
-        else:
-            where.update(origin="forward", layer=self._first_nonfinite_layer(where["rows"]))
+            where.update(origin="backward", layer=self.names[int(bad_kernels[-1])] if bad_kernels.size else None)
         return where
 
     def _bad_rows(self) -> list[int] | None:
-        """The NaN batch's row indices in `x`, matched by each row's sum and sum of squares."""
+        """The bad batch's row indices in `x`, matched by each row's sum and sum of squares (NaN
+        matching NaN, Inf matching Inf); None where `x` was not given."""
         count = int(self.fingerprint_rows.numpy())
         if self.inputs is None or not count:
             return None
         kept = self.fingerprint.numpy()[:count].astype(np.float64)
-        first = np.asarray(tf.nest.flatten(self.inputs)[0], dtype=np.float32).reshape(
-            len(tf.nest.flatten(self.inputs)[0]), -1).astype(np.float64)
-        with np.errstate(all="ignore"):  # an Inf in the inputs makes Inf - Inf: NaN, no match, as it should
-            mine = np.stack([first.sum(1), np.square(first).sum(1)], 1)
-            scale = np.maximum(np.abs(mine), 1.0) * 1e-5
-            found = set()
-            for pair in kept:
-                same = (np.abs(mine - pair) <= scale) | (mine == pair)  # Inf equals Inf
-                found.update(np.flatnonzero(np.all(same, axis=1)).tolist())
+        first = np.asarray(tf.nest.flatten(self.inputs)[0])
+        found: set[int] = set()
+        for start in range(0, len(first), 8192):  # in chunks: never a float64 copy of the whole of x
+            chunk = first[start:start + 8192].reshape(min(8192, len(first) - start), -1).astype(np.float64)
+            with np.errstate(all="ignore"):
+                mine = np.stack([chunk.sum(1), np.square(chunk).sum(1)], 1)
+                # float32 sums of a row of d values differ from float64 ones by ~1e-7 · d · its largest |value|
+                slack = 1e-6 * chunk.shape[1] * np.sqrt(mine[:, 1:2]) + 1e-6 * np.abs(mine)
+                for pair in kept:
+                    same = (np.abs(mine - pair) <= slack) | (mine == pair) | (np.isnan(mine) & np.isnan(pair))
+                    found.update((start + np.flatnonzero(np.all(same, axis=1))).tolist())
         return sorted(found)
 
-    def _first_nonfinite_layer(self, rows: list[int] | None) -> str | None:
-        """The first layer, input to output, whose output on the bad rows is not finite (graph models)."""
-        model = self.watched
-        if not rows or not model_layers.is_graph_model(model):
-            return None
-        hidden = [layer.name for layer in model.layers if layer.weights]
+    def _forward_cause(self, rows: list[int] | None) -> dict:
+        """The bad batch's inputs not finite, or, while the weights are still finite, the first
+        layer whose output on those rows is not (graph models). After the bad step's update the
+        weights are NaN and would blame the first layer whatever happened: then no layer is named."""
+        if not rows:
+            return {}
         sample = tf.nest.map_structure(lambda a: np.asarray(a)[rows], self.inputs)
+        if not all(np.isfinite(np.asarray(a, dtype=np.float64)).all() for a in tf.nest.flatten(sample)):
+            return {"inputs_not_finite": True}
+        model = self.watched
+        if not model_layers.is_graph_model(model) or not all(np.isfinite(w).all() for w in model.get_weights()):
+            return {}
+        hidden = [layer.name for layer in model.layers if layer.weights]
         outputs = model_layers.outputs_model(model, hidden)(model_layers.as_model_inputs(model, sample), training=True)
         for name, out in zip(hidden, outputs if isinstance(outputs, (list, tuple)) else [outputs]):
             if not np.isfinite(np.asarray(out)).all():
-                return name
-        return None
+                return {"layer": name}
+        return {}
 
     def _result(self) -> RunResult:
         steps, rows = self.log.arrays()
         n = len(self.kernels)
         taken = int(self.status.numpy()[0])
         bad = self.nan
-        if bad:  # steps Keras ran after the bad one were not applied (the stop arrives a batch late): not shown
+        if bad:  # steps Keras ran after the bad one (the stop arrives a batch or two late): not shown
             keep = steps <= bad["step"]
             steps, rows, taken = steps[keep], rows[keep], bad["step"] + 1
         snaps = self.snapshots
@@ -332,7 +351,7 @@ class WatchCallback(keras.callbacks.Callback):
         except (TypeError, ValueError):
             rate = None  # a schedule: no single number
         return {"source": "gradviz.watch", "model": model.name, "model_class": type(model).__name__,
-                "optimizer": type(optimizer).__name__.lower(), "learning_rate": rate,
+                "optimizer": type(getattr(optimizer, "inner_optimizer", optimizer)).__name__, "learning_rate": rate,
                 "activations": {a.name: a.activation for a in self.acts}, "nan": self.nan,
                 "graph_model": model_layers.is_graph_model(model), "keras": keras.__version__}
 
@@ -343,3 +362,24 @@ def _accuracy(logs: dict, prefix: str) -> float:
         if prefix + name in logs:
             return float(logs[prefix + name])
     return float("nan")
+
+
+def _sum_of_squares(gradient) -> tf.Tensor:
+    """Σ g² in float32; a sparse gradient (an embedding's IndexedSlices) from its rows, never made dense."""
+    if isinstance(gradient, tf.IndexedSlices):  # rows named twice add up before they are squared
+        unique, position = tf.unique(gradient.indices)
+        gradient = tf.math.unsorted_segment_sum(gradient.values, position, tf.size(unique))
+    return tf.reduce_sum(tf.square(tf.cast(gradient, tf.float32)))
+
+
+def remove_leftovers(model: keras.Model) -> None:
+    """Take off wrappers a fit that never ended left on `model` (an exception or Ctrl+C skips
+    on_train_end), and the train step traced with them, so the next fit starts clean."""
+    found = False
+    for owner, name in ((model, "compute_loss"), (model.optimizer, "apply"),
+                        (getattr(model.optimizer, "inner_optimizer", None), "apply")):
+        if owner is not None and getattr(vars(owner).get(name), "gradviz_wrapper", False):
+            delattr(owner, name)
+            found = True
+    if found:
+        model.train_function = None

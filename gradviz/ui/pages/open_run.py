@@ -37,7 +37,11 @@ def open_run_page() -> None:
     if result is None:
         st.markdown(HOW)
         return
-    show_run(result)
+    try:
+        show_run(result)
+    except Exception:  # noqa: BLE001 - a file that passed every check and still does not draw: one message
+        LOG.exception("a run file could not be shown")
+        st.error("This run file was read, but it could not be drawn.", icon=":material/error:")
 
 
 def _from_the_command_line() -> RunResult | None:
