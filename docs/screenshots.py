@@ -55,6 +55,9 @@ def main() -> int:
             page.screenshot(path=str(OUT / f"{name}.png"))
             print(f"wrote {OUT / name}.png")
             page.close()
+        browser.close()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         _open_a_run(browser)
         browser.close()
     return 0
@@ -70,7 +73,12 @@ def _open_a_run(browser) -> None:
         with streamlit_server(ARTIFACTS / "screenshots-view.log", env=env) as (url, _):
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.goto(url)
-            page.get_by_text("Gradient norm per layer and step").first.wait_for(timeout=300_000)
+            try:
+                page.get_by_text("kernels").first.wait_for(timeout=120_000)  # the run's headline
+                page.locator(".vega-embed:visible").first.wait_for(timeout=60_000)
+            except Exception:
+                print(page.inner_text("body")[:2000], file=sys.stderr)
+                raise
             page.wait_for_timeout(2500)
             page.screenshot(path=str(OUT / "open-a-run.png"))
             print(f"wrote {OUT / 'open-a-run'}.png")

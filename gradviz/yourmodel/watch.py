@@ -12,7 +12,7 @@ gradients are not finite, training stops, and the model is put back to its weigh
 the last whole epoch (before training, for a NaN in the first), not the NaN the bad step left
 (the optimizer's own state is not put back). Per epoch (and before the
 first step): weight histograms, and, given inputs `x`, activation statistics on their first
-SAMPLE_ROWS rows.
+SAMPLE_ROWS rows (fewer for wide conv maps: SAMPLE_VALUES).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from gradviz.training.tf_setup import keras, tf
 from gradviz.yourmodel import layers as model_layers
 
 STEP_BUFFER = 512  # steps held in the graph between reads into the host's StepLog
-SAMPLE_ROWS = 256  # inputs the per-epoch activation statistics are computed on
+SAMPLE_ROWS = 256  # inputs the per-epoch activation statistics are computed on, at most ...
+SAMPLE_VALUES = 200_000  # ... and fewer where a layer's outputs would exceed this many values (conv maps)
 FINGERPRINT_ROWS = 4096  # a NaN batch's rows remembered (by each row's sum and sum of squares)
 FIXED = ("loss", "global_norm", "finite")  # a step row: these, then each kernel's norm, then each ratio
 
@@ -88,6 +89,8 @@ class WatchCallback(keras.callbacks.Callback):
         self.kept_weights = model.get_weights() if model.weights else None  # put back after a NaN
         self.acts = model_layers.activation_layers(model, self.chosen) if self.inputs is not None else []
         self.acts_model = model_layers.outputs_model(model, [a.name for a in self.acts]) if self.acts else None
+        widest = max((int(np.prod(out.shape[1:])) for out in self.acts_model.outputs), default=1) if self.acts else 1
+        self.sample_rows = int(np.clip(SAMPLE_VALUES // max(widest, 1), 16, SAMPLE_ROWS))
         self.act_edges = np.stack([np.linspace(*ACT_RANGES.get(a.activation, DEFAULT_ACT_RANGE), ACT_BINS + 1)
                                    for a in self.acts]) if self.acts else np.zeros((0, ACT_BINS + 1))
         if model.trainable_variables:
@@ -252,7 +255,7 @@ class WatchCallback(keras.callbacks.Callback):
     def _activations(self) -> list[np.ndarray]:
         if not self.acts:
             return []
-        sample = tf.nest.map_structure(lambda a: np.asarray(a)[:SAMPLE_ROWS], self.inputs)
+        sample = tf.nest.map_structure(lambda a: np.asarray(a)[:self.sample_rows], self.inputs)
         outputs = self.acts_model(model_layers.as_model_inputs(self.watched, sample), training=False)
         return [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
 
