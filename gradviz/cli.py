@@ -268,7 +268,7 @@ def cmd_view(args) -> int:
     server through its environment, never through a link."""
     import subprocess
 
-    from gradviz.yourmodel.runfile import RunFileError, load
+    from gradviz.yourmodel.runfile import VIEW_FILE, RunFileError, load
 
     path = Path(args.file).expanduser().resolve()
     try:
@@ -281,7 +281,7 @@ def cmd_view(args) -> int:
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
                "--server.address", args.address, "--server.headless", "true" if args.no_browser else "false"]
     try:
-        return subprocess.call(command, env={**os.environ, "GRADVIZ_VIEW_FILE": str(path)}, cwd=app.parent)
+        return subprocess.call(command, env={**os.environ, VIEW_FILE: str(path)}, cwd=app.parent)
     except KeyboardInterrupt:  # Ctrl+C stops the server (it got the signal too): no traceback
         return EXIT_OK
 

@@ -149,19 +149,21 @@ def _traced_sharpness(start: RunConfig, x: np.ndarray, y: np.ndarray) -> Sharpne
     """λ through the training's traced Hessian-vector graph (gradviz.training.steps), when this
     shape's is traced already: ~15-40 ms a call where eager power iteration takes 0.3-1 s. None
     otherwise (tracing one costs 0.3-0.7 s, more than measuring eagerly once)."""
-    from gradviz.training.steps import VIEW_SHARPNESS_STEPS, CompiledSteps, traced_sharpness_graphs
+    from gradviz.training.steps import traced_sharpness_graphs
 
-    if traced_sharpness_graphs(start) is None:
-        return None
-    started = time.perf_counter()
-    value = CompiledSteps(build_model(start), start, x, y).sharpness(x, y, start.seed, steps=VIEW_SHARPNESS_STEPS)
-    return Sharpness(value, start.optimizer, len(y), VIEW_SHARPNESS_STEPS, time.perf_counter() - started)
+    return _graph_sharpness(start, x, y) if traced_sharpness_graphs(start) is not None else None
 
 
 def warm_view_sharpness(x: np.ndarray, y: np.ndarray) -> None:
     """Trace the default MLP's Hessian-vector graph, so the default At-initialization view's λ line
     costs a graph call (the server's warm-up does this once, after TensorFlow is loaded)."""
-    from gradviz.training.steps import CompiledSteps
+    _graph_sharpness(_view_start(RunConfig()), x, y)
 
-    start = _view_start(RunConfig())
-    CompiledSteps(build_model(start), start, x, y).sharpness(x, y, start.seed)
+
+def _graph_sharpness(start: RunConfig, x: np.ndarray, y: np.ndarray) -> Sharpness:
+    """λ of `start`'s model by the traced graph's Lanczos steps (tracing it if it is not yet)."""
+    from gradviz.training.steps import VIEW_SHARPNESS_STEPS, CompiledSteps
+
+    started = time.perf_counter()
+    value = CompiledSteps(build_model(start), start, x, y).sharpness(x, y, start.seed, steps=VIEW_SHARPNESS_STEPS)
+    return Sharpness(value, start.optimizer, len(y), VIEW_SHARPNESS_STEPS, time.perf_counter() - started)

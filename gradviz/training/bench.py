@@ -334,11 +334,18 @@ def sharpness_share(data: Dataset, first_runs: int = 3, reruns: int = 9) -> dict
     finally:
         training.measures_sharpness = _MEASURES
     row = {name: round(statistics.median(values), 3) for name, values in times.items()}
-    for kind in ("first_run", "rerun"):  # each pair ran back to back: the median of their ratios, and their range
-        pairs = [a / b - 1 for a, b in zip(times[f"{kind}_seconds_with"], times[f"{kind}_seconds_without"])]
-        row[f"share_of_a_{kind}"] = round(statistics.median(pairs), 3)
-        row[f"share_of_a_{kind}_range"] = [round(min(pairs), 3), round(max(pairs), 3)]
+    for kind in ("first_run", "rerun"):
+        share, spread = paired_share(times[f"{kind}_seconds_with"], times[f"{kind}_seconds_without"])
+        row[f"share_of_a_{kind}"], row[f"share_of_a_{kind}_range"] = share, spread
     return row
+
+
+def paired_share(with_: list[float], without: list[float]) -> tuple[float, list[float]]:
+    """What the extra work adds to a run: the median over back-to-back pairs of with/without - 1,
+    and the pairs' range (on this 2-core VM a run's time drifts by ±15-25 % from one to the next,
+    so a pair is the fair comparison)."""
+    pairs = [a / b - 1 for a, b in zip(with_, without)]
+    return round(statistics.median(pairs), 3), [round(min(pairs), 3), round(max(pairs), 3)]
 
 
 def view_sharpness_ms(data: Dataset) -> dict:

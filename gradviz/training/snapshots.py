@@ -25,15 +25,17 @@ CHUNK = 1 << 20  # floats binned at a time
 class Snapshots:
     """Histogram edges fixed at the start of a run, and each snapshot's histograms and statistics."""
 
-    def __init__(self, kernels: list, activation: str, act_names: list[str]):
+    def __init__(self, kernels: list, activation: str | list[str], act_names: list[str]):
         """`kernels`: the tracked kernel variables, input -> output; `act_names`: the hidden
-        activation layers whose outputs each snapshot summarises (none for recurrent models)."""
-        self.activation, self.kernels, self.act_names = activation, kernels, act_names
+        activation layers whose outputs each snapshot summarises (none for recurrent models);
+        `activation`: theirs, one for all or one per layer (a user's model mixes them)."""
+        self.kernels, self.act_names = kernels, act_names
+        self.per_layer = [activation] * len(act_names) if isinstance(activation, str) else list(activation)
         largest = [float(np.max(np.abs(np.asarray(k)))) for k in kernels]
         self.weight_edges = np.stack([weight_edges(v) for v in largest])
         self.pooled_edges = weight_edges(max(largest))  # every kernel pooled: the seed article's histogram
-        low, high = ACT_RANGES.get(activation, DEFAULT_ACT_RANGE)
-        self.act_edges = np.tile(np.linspace(low, high, ACT_BINS + 1), (len(act_names), 1))
+        self.act_edges = np.array([np.linspace(*ACT_RANGES.get(a, DEFAULT_ACT_RANGE), ACT_BINS + 1)
+                                   for a in self.per_layer]).reshape(len(act_names), ACT_BINS + 1)
 
     def weights_now(self) -> list[np.ndarray]:
         """Copies of the kernels as they are now (the next step changes the variables)."""
@@ -51,7 +53,7 @@ class Snapshots:
         if not outputs:
             return np.zeros((0, ACT_BINS), dtype=np.int64), np.zeros((0, 4))
         hists = [clipped_histogram(values, edges) for values, edges in zip(outputs, self.act_edges)]
-        return np.stack(hists), np.stack([activation_stats(values, self.activation) for values in outputs])
+        return np.stack(hists), np.stack([activation_stats(v, a) for v, a in zip(outputs, self.per_layer)])
 
 
 def weight_edges(largest: float) -> np.ndarray:

@@ -30,7 +30,9 @@ _navigating = threading.local()  # set while this script run is inside the app's
 def run_app() -> None:
     """app.py's one call: the sidebar's navigation over the pages, then the page the URL names."""
     # `python -m gradviz view FILE` starts a server on its run file: that page comes first there.
-    first = "Open_a_run" if os.environ.get("GRADVIZ_VIEW_FILE") else ""
+    from gradviz.yourmodel.runfile import VIEW_FILE
+
+    first = "Open_a_run" if os.environ.get(VIEW_FILE) else ""
     pages = [st.Page(file, title=title, default=path == first,
                      **({} if path == first else {"url_path": path or "Explorer"}))
              for file, title, path in PAGES]

@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from gradviz.data import Dataset
+from gradviz.training.bench import paired_share
 from gradviz.training.tf_setup import keras
 from gradviz.yourmodel.watch import watch
 
@@ -43,9 +44,8 @@ def _fit_seconds(build, data: Dataset, watched: bool) -> float:
 
 def run_watch_bench(data: Dataset, repeats: int = 5) -> dict:
     """Per model: median seconds of `fit` with and without the callback (given `x`: activation
-    statistics every epoch), alternated run by run, and the callback's share of a fit: the median
-    of each pair's ratio (on this 2-core VM one fit's time drifts by up to ±25 % from one to the
-    next, so a pair run back to back is the fairer comparison), with the pairs' range."""
+    statistics every epoch), alternated run by run, and the callback's share of a fit
+    (gradviz.training.bench.paired_share)."""
     out = {"images": len(data.y_train), "batch_size": BATCH, "epochs": EPOCHS, "repeats": repeats, "models": {}}
     for name, build in MODELS.items():
         times: dict[bool, list[float]] = {False: [], True: []}
@@ -54,9 +54,8 @@ def run_watch_bench(data: Dataset, repeats: int = 5) -> dict:
             for watched in (False, True) if i % 2 else (True, False):
                 times[watched].append(_fit_seconds(build, data, watched))
         plain, with_watch = statistics.median(times[False]), statistics.median(times[True])
-        pairs = [w / p - 1 for w, p in zip(times[True], times[False])]
+        share, spread = paired_share(times[True], times[False])
         out["models"][name] = {"fit_seconds": round(plain, 3), "fit_with_watch_seconds": round(with_watch, 3),
-                               "overhead": round(statistics.median(pairs), 3),
-                               "overhead_range": [round(min(pairs), 3), round(max(pairs), 3)],
+                               "overhead": share, "overhead_range": spread,
                                "steps": int(np.ceil(len(data.y_train) / BATCH)) * EPOCHS}
     return out

@@ -19,9 +19,9 @@ from gradviz.training.tf_setup import keras
 MAX_ACTIVATION_LAYERS = 24  # the per-epoch activation statistics cover at most this many layers (spread over depth)
 
 
-def kernel_variables(model: keras.Model) -> list:
-    """The model's trainable variables of rank >= 2, input to output."""
-    return [v for v in model.trainable_variables if len(v.shape) >= 2]
+def kernel_variables(variables) -> list:
+    """The kernels among a model's trainable variables (rank >= 2), in their order: input to output."""
+    return [v for v in variables if len(v.shape) >= 2]
 
 
 def kernel_name(variable, model: keras.Model | None = None) -> str:
@@ -30,12 +30,6 @@ def kernel_name(variable, model: keras.Model | None = None) -> str:
     path = str(getattr(variable, "path", None) or variable.name)
     prefix = f"{model.name}/" if model is not None else ""
     return path[len(prefix):] if prefix and path.startswith(prefix) and path != prefix else path
-
-
-def layer_of(kernel: str) -> str:
-    """`sequential/dense_7/kernel` -> `dense_7`: the layer a kernel path belongs to."""
-    parts = kernel.split("/")
-    return parts[-2] if len(parts) >= 2 else parts[0]
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def probe_model(model: keras.Model, x, y, loss=None, layers: list[str] | None = 
     y = np.asarray(y)[:MAX_PROBE_ROWS]
     moving = [np.array(v) for v in model.non_trainable_variables]  # batch norm's statistics: put back after
     batch_loss, grads = _gradients(model, loss_fn, x, y)
-    kernels = model_layers.kernel_variables(model)
+    kernels = model_layers.kernel_variables(model.trainable_variables)
     index = {id(v): i for i, v in enumerate(model.trainable_variables)}
     per_example = _per_example_rms(model, loss_fn, x, y, [index[id(k)] for k in kernels])
     probe = ModelProbe(

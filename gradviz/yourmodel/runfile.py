@@ -24,6 +24,7 @@ from gradviz.result import RunResult
 from gradviz.training.steplog import DEFAULT_CAPACITY
 
 RUN_FILE_VERSION = 1
+VIEW_FILE = "GRADVIZ_VIEW_FILE"  # `python -m gradviz view FILE` hands its file to the server it starts in this
 MAX_FILE_BYTES = 16 * 1024 * 1024  # what load() reads and "Open a run" accepts (.streamlit/config.toml's maxUploadSize)
 MAX_UNPACKED_BYTES = 128 * 1024 * 1024  # the arrays once decompressed
 MAX_ROWS, MAX_LAYERS, MAX_SNAPSHOTS, MAX_BINS = DEFAULT_CAPACITY + 1, 2048, 10_001, 512

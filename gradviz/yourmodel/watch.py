@@ -23,8 +23,7 @@ import time
 import numpy as np
 
 from gradviz.result import ACT_STATS, RunResult
-from gradviz.training.snapshots import ACT_BINS, ACT_RANGES, DEFAULT_ACT_RANGE, activation_stats, clipped_histogram
-from gradviz.training.snapshots import weight_edges as edges_for
+from gradviz.training.snapshots import ACT_BINS, Snapshots
 from gradviz.training.steplog import DEFAULT_CAPACITY, StepLog
 from gradviz.training.tf_setup import keras, tf
 from gradviz.yourmodel import layers as model_layers
@@ -91,20 +90,19 @@ class WatchCallback(keras.callbacks.Callback):
         self.acts_model = model_layers.outputs_model(model, [a.name for a in self.acts]) if self.acts else None
         widest = max((int(np.prod(out.shape[1:])) for out in self.acts_model.outputs), default=1) if self.acts else 1
         self.sample_rows = int(np.clip(SAMPLE_VALUES // max(widest, 1), 16, SAMPLE_ROWS))
-        self.act_edges = np.stack([np.linspace(*ACT_RANGES.get(a.activation, DEFAULT_ACT_RANGE), ACT_BINS + 1)
-                                   for a in self.acts]) if self.acts else np.zeros((0, ACT_BINS + 1))
+        # A model that builds itself in its first call (a subclassed one) has no variables yet: _setup
+        # then runs while the step is traced, and the step-0 snapshot comes from the weights the
+        # graph keeps at step 0.
         if model.trainable_variables:
             self._setup(model.trainable_variables)
             self._snapshot(epoch=0, logs=None)
         self._install()
         model.make_train_function(force=True)  # trace the step again, with the wrappers in it
-        # else: a model that builds itself in its first call (a subclassed one); _setup runs while the
-        # step is traced, and the step-0 snapshot is taken from the weights the graph keeps at step 0.
 
     def _setup(self, variables) -> None:
         """The buffers sized by the model's kernels (eagerly, also when called while tracing)."""
         with tf.init_scope():
-            self.kernels = [v for v in variables if len(v.shape) >= 2]
+            self.kernels = model_layers.kernel_variables(variables)
             self.names = [model_layers.kernel_name(k, self.watched) for k in self.kernels]
             self.rows = tf.Variable(tf.zeros([STEP_BUFFER, len(FIXED) + 2 * len(self.kernels)]), trainable=False)
             self.log = StepLog(len(FIXED) + 2 * len(self.kernels), DEFAULT_CAPACITY)
@@ -229,28 +227,22 @@ class WatchCallback(keras.callbacks.Callback):
         self.read = taken
 
     def _snapshot(self, epoch: int, logs: dict | None, weights: list | None = None) -> None:
-        """Histograms and statistics now; `weights`: the kernels to bin instead (the step-0 copy of a
-        model built during the first step, whose activations before it are not known: NaN)."""
+        """Histograms and statistics now (gradviz.training.snapshots, its edges fixed by the first);
+        `weights`: the kernels to bin instead (the step-0 copy of a model built during the first
+        step, whose activations before it are not known: NaN)."""
         first = weights is not None
         weights = [np.asarray(k) for k in (weights or self.kernels)]
         if not self.snapshots:
-            largest = [float(np.max(np.abs(w))) for w in weights]
-            self.weight_edges = np.stack([edges_for(v) for v in largest]) if largest else np.zeros((0, 61))
-            self.pooled_edges = edges_for(max(largest, default=0.0))
-        outputs = [] if first else self._activations()
+            self.binning = Snapshots(weights, [a.activation for a in self.acts], [a.name for a in self.acts])
+        summary = self.binning.summarise(weights, [] if first else self._activations())
+        if first and self.acts:
+            summary.update(act_hist=np.zeros((len(self.acts), ACT_BINS), np.int64),
+                           act_stats=np.full((len(self.acts), len(ACT_STATS)), np.nan))
         logs = logs or {}
         self.snapshots.append({
             "epoch": float(epoch), "epoch_step": 0 if first else int(self.status.numpy()[0]),
             "train_loss": float(logs.get("loss", np.nan)), "train_accuracy": _accuracy(logs, ""),
-            "val_loss": float(logs.get("val_loss", np.nan)), "val_accuracy": _accuracy(logs, "val_"),
-            "weight_hist": np.stack([clipped_histogram(w, e) for w, e in zip(weights, self.weight_edges)])
-            if weights else np.zeros((0, 60), np.int64),
-            "pooled_hist": sum((clipped_histogram(w, self.pooled_edges) for w in weights), np.zeros(60, np.int64)),
-            "act_hist": np.stack([clipped_histogram(o, e) for o, e in zip(outputs, self.act_edges)])
-            if outputs else np.zeros((len(self.acts), ACT_BINS), np.int64),
-            "act_stats": np.stack([activation_stats(o, a.activation) for o, a in zip(outputs, self.acts)])
-            if outputs else np.full((len(self.acts), len(ACT_STATS)), np.nan),
-        })
+            "val_loss": float(logs.get("val_loss", np.nan)), "val_accuracy": _accuracy(logs, "val_"), **summary})
 
     def _activations(self) -> list[np.ndarray]:
         if not self.acts:
@@ -337,9 +329,9 @@ class WatchCallback(keras.callbacks.Callback):
             global_norm_pre=rows[:, 1], global_norm_post=np.full(len(steps), np.nan),
             epoch=stack("epoch"), epoch_step=stack("epoch_step"), train_loss=stack("train_loss"),
             train_accuracy=stack("train_accuracy"), val_loss=stack("val_loss"), val_accuracy=stack("val_accuracy"),
-            weight_edges=self.weight_edges, weight_hist=np.stack([s["weight_hist"] for s in snaps]),
-            pooled_edges=self.pooled_edges, pooled_hist=stack("pooled_hist"),
-            act_edges=self.act_edges, act_hist=np.stack([s["act_hist"] for s in snaps]),
+            weight_edges=self.binning.weight_edges, weight_hist=np.stack([s["weight_hist"] for s in snaps]),
+            pooled_edges=self.binning.pooled_edges, pooled_hist=stack("pooled_hist"),
+            act_edges=self.binning.act_edges, act_hist=np.stack([s["act_hist"] for s in snaps]),
             act_stats=np.stack([s["act_stats"] for s in snaps]),
             step_stride=self.log.stride, steps_done=taken - (1 if bad else 0),
             diverged_at_step=bad["step"] if bad else None, first_bad_layer=bad["layer"] if bad else None,

@@ -15,10 +15,9 @@ from gradviz.result import RunResult
 from gradviz.ui.components import BOXES, chart
 from gradviz.ui.session import page_config
 from gradviz.ui.text import SEVERITY_ICON, literal
-from gradviz.yourmodel.runfile import MAX_FILE_BYTES, RunFileError, load, read_run
+from gradviz.yourmodel.runfile import MAX_FILE_BYTES, VIEW_FILE, RunFileError, load, read_run
 
 LOG = logging.getLogger("gradviz")
-VIEW_FILE = "GRADVIZ_VIEW_FILE"  # set by `python -m gradviz view FILE` for the server it starts
 HOW = """```python
 import gradviz
 callback = gradviz.watch(model, x=x_train)            # model: your compiled Keras model
