@@ -30,6 +30,7 @@ SHOTS = {
     "init-he2015": ("?preset=he2015-relu-glorot", 1440, 1150, "Signal collapse - validation accuracy"),
     "presentation": ("?preset=exploding-linear&present=1&talk=seed-vanishing-sigmoid,exploding-linear,"
                      "he2015-relu-glorot", 1280, 720, "Diverged - validation accuracy"),
+    "lesson": ("?lesson=initialization&step=4", 1440, 1100, "Not yet"),
 }
 
 

@@ -305,6 +305,25 @@ def read_grid(path: str) -> list[tuple[str, RunConfig]]:
     return grid
 
 
+def lesson_jobs(names: list[str]) -> list[tuple[str, RunConfig]]:
+    """Every step's config of the lessons named, each once ("initialization:2")."""
+    from gradviz.lessons.library import load_lessons
+
+    if not names:
+        return []
+    lessons, problems = load_lessons()
+    jobs = []
+    for name in names:
+        if name not in lessons:
+            bad = next((p for p in problems if p.startswith(f"{name}.toml")), None)
+            raise BadInput(bad or f"lesson={name!r} is not valid: one of " + ", ".join(lessons))
+        jobs += [(f"{name}:{i}", step.config) for i, step in enumerate(lessons[name].steps, 1)]
+    unique: dict[str, tuple[str, RunConfig]] = {}
+    for label, config in jobs:
+        unique.setdefault(config.cache_key(), (label, config))
+    return list(unique.values())
+
+
 def precompute_jobs(args) -> list[tuple[str, RunConfig]]:
     """The presets and grid configs asked for, checked before anything slow starts."""
     chosen = args.presets.strip().lower()
@@ -313,6 +332,7 @@ def precompute_jobs(args) -> list[tuple[str, RunConfig]]:
     else:
         names = list(PRESETS) if chosen == "all" else [n.strip() for n in args.presets.split(",") if n.strip()]
     jobs = [(name, get_preset(name).config) for name in names] + (read_grid(args.grid) if args.grid else [])
+    jobs += lesson_jobs(getattr(args, "lesson", []))
     for label, config in jobs:  # every job is checked before the first one trains
         try:
             _check_training(config, args.data_dir)
@@ -443,6 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
         pre = sub.add_parser(name, help=help_text, parents=[common])
         pre.add_argument("--presets", default="all", help="'all', 'none', or comma-separated preset names")
         pre.add_argument("--grid", metavar="FILE", help="more configs, one per line: 'depth=20; activation=tanh'")
+        pre.add_argument("--lesson", metavar="NAME", action="append", default=[],
+                         help="also every step of this lesson (repeatable; see the Lessons page)")
         pre.add_argument("--out", metavar="DIR",
                          help="store folder (default: $GRADVIZ_STORE_DIR or ~/.cache/gradviz/results)")
         pre.add_argument("--force", action="store_true", help="retrain even if a stored run is there")

@@ -90,6 +90,9 @@ RULES: dict[str, _Rule] = {
     "train_size": _Rule("int", 100, 60000, help="training examples (capped by what the data holds)"),
     "seed": _Rule("int", 0, 2**31 - 1),
 }
+# The sidebar's controls, by name (teacher links, lessons): every field, the three clip fields as one.
+CLIPPING = "clipping"  # the one control for clipnorm, global_clipnorm and clipvalue (a mode and a value)
+CONTROLS = tuple(f for f in RULES if f not in CLIP_FIELDS) + (CLIPPING,)
 
 
 def _check_number(field: str, value: Any, rule: _Rule) -> float:

@@ -1,14 +1,65 @@
-"""AppState: everything a link reproduces (config, preset, presentation mode), to and from a URL query."""
+"""AppState: everything a link reproduces (config, preset, presentation mode), to and from a URL
+query; and a teacher link's locked and hidden controls."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Mapping
 
-from gradviz.config import RULES, RunConfig
+from gradviz.config import CLIP_FIELDS, RULES, RunConfig
+from gradviz.config import CONTROLS as CONFIG_CONTROLS
 from gradviz.presets import DEFAULT_PRESET, PRESETS
 
 TRUE_WORDS = ("1", "true", "yes", "on")
+# Link keys that are not config fields: a teacher's locked and hidden controls, a lesson and its step.
+TEACHER_KEYS = ("lock", "hide")
+LESSON_KEYS = ("lesson", "step")
+# The controls a teacher link can lock or hide: the config's, and the preset picker.
+CONTROLS = (*CONFIG_CONTROLS, "preset")
+
+
+@dataclass(frozen=True)
+class Restrictions:
+    """Controls a teacher's link (or a lesson step) shows disabled, and ones it leaves out.
+
+    A teaching aid, not a security boundary: a student can edit the link."""
+    locked: frozenset = frozenset()
+    hidden: frozenset = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.locked or self.hidden)
+
+    def fixed(self, control: str) -> bool:
+        """True if a student cannot move this control here (locked or hidden)."""
+        return control in self.locked or control in self.hidden
+
+    def blocks(self, change: dict) -> list[str]:
+        """The controls a change (fields -> values) would move that this link keeps fixed."""
+        controls = {"clipping" if field in CLIP_FIELDS else field for field in change}
+        return sorted(c for c in controls if self.fixed(c))
+
+    def with_locked(self, more) -> "Restrictions":
+        return Restrictions(self.locked | frozenset(more), self.hidden)
+
+    def query(self) -> dict[str, str]:
+        """The link keys that carry these restrictions (empty ones left out)."""
+        return {key: ",".join(sorted(names)) for key, names in (("lock", self.locked), ("hide", self.hidden)) if names}
+
+
+def parse_restrictions(lock: str = "", hide: str = "") -> tuple[Restrictions, list[str]]:
+    """`lock=f1,f2` and `hide=f1,f2` from a link -> Restrictions, and a note per unknown name. Never raises."""
+    messages, chosen = [], []
+    for key, raw in (("lock", lock), ("hide", hide)):
+        names = set()
+        for name in (n.strip().lower() for n in str(raw).split(",")[:len(RULES) + 3] if n.strip()):
+            name = "clipping" if name in CLIP_FIELDS else name
+            if name in CONTROLS:
+                names.add(name)
+            else:
+                shown = name if len(name) <= 40 else name[:37] + "..."
+                messages.append(f"{key}: unknown control {shown!r} ignored (controls: {', '.join(CONTROLS)}).")
+        chosen.append(frozenset(names))
+    return Restrictions(*chosen), messages
 
 
 @dataclass(frozen=True)
@@ -43,7 +94,8 @@ def _last(value) -> str:
 def parse_query(params: Mapping[str, object], page_keys: tuple[str, ...] = ()) -> tuple[AppState, list[str]]:
     """URL query -> AppState plus human-readable notes about anything ignored. Never raises.
     `page_keys` belong to the current page (e.g. Compare's variants) and are left to it."""
-    params = {str(k): _last(v) for k, v in params.items() if k not in page_keys}
+    skipped = (*page_keys, *TEACHER_KEYS, *LESSON_KEYS)  # read by the page, the teacher link, the lesson
+    params = {str(k): _last(v) for k, v in params.items() if k not in skipped}
     messages = []
     present = params.pop("present", "").strip().lower() in TRUE_WORDS
     preset = params.pop("preset", None)

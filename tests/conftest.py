@@ -62,7 +62,7 @@ def trained(real_data_or_skip):
 # pages under AppTest that train, CLI runs in fresh processes, peak-memory measurements.
 SLOW_FILES = {"test_app.py", "test_pages.py", "test_page_limits.py", "test_offline.py", "test_cli_limits.py",
               "test_determinism.py", "test_fixes.py", "test_loadtest.py", "test_cluster.py", "test_browser.py",
-              "test_browser_limits.py", "test_open_a_run.py"}
+              "test_browser_limits.py", "test_open_a_run.py", "test_class_pages.py", "test_browser_class.py"}
 SLOW_TESTS = {"test_cost.py": ("test_estimate_is_within_half", "test_the_largest_allowed"),
               "test_cli.py": ("test_bench_json", "test_exploding_linear", "test_seed_", "test_probe_",
                               "test_run_save"),
@@ -71,9 +71,11 @@ SLOW_TESTS = {"test_cost.py": ("test_estimate_is_within_half", "test_the_largest
               "test_sharpness.py": ("test_power_iteration", "test_the_traced_sharpness_matches",
                                     "test_trainings_eight"),
               "test_sweep.py": ("test_the_learning_rate_law_on",),
-              "test_fix_search.py": ("test_the_search_offers", "test_the_learning_rate_links")}
+              "test_fix_search.py": ("test_the_search_offers", "test_the_learning_rate_links"),
+              "test_lessons.py": ("test_builtin_challenge_solutions_meet_their_goals",
+                                  "test_builtin_predictions_have_an_answer")}
 MARKS_BY_FILE = {"test_browser.py": ("browser", "server"), "test_browser_limits.py": ("browser", "server"),
-                 "test_open_a_run.py": ("browser", "server"),
+                 "test_open_a_run.py": ("browser", "server"), "test_browser_class.py": ("browser", "server"),
                  "test_loadtest.py": ("server",), "test_cluster.py": ("cluster",)}
 REAL_DATA_FIXTURES = {"trained", "real_data_or_skip"}
 

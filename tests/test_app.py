@@ -187,14 +187,16 @@ def test_a_talk_walks_through_its_presets_with_previous_and_next():
     no_exception(at)
     assert any("unknown preset 'no-such'" in displayed(w.value) for w in at.warning)
     labels = [b.label for b in at.button if b.key in ("talk_previous", "talk_next")]
-    assert labels == ["saturated-tanh"]  # first of two: Next only
+    assert labels == ["Next"]  # first of two: Next only, the next slide's network in its tooltip
     next_button = next(b for b in at.button if b.key == "talk_next")
+    assert "10 tanh layers of 256" in next_button.help
     next_button.click().run()
     no_exception(at)
     assert (at.query_params["preset"] == "saturated-tanh"
-            and at.query_params["talk"] == "exploding-linear,saturated-tanh")
+            and at.query_params["talk"] == "exploding-linear,saturated-tanh")  # the unknown item is gone
     assert any(m.value.startswith("#### ") for m in at.markdown)  # its run is shown (trained now, or cached)
-    assert [b.label for b in at.button if b.key in ("talk_previous", "talk_next")] == ["exploding-linear"]
+    assert any(m.value.startswith("10 tanh layers of 256") for m in at.markdown)  # the network in words
+    assert [b.label for b in at.button if b.key in ("talk_previous", "talk_next")] == ["Previous"]
 
 
 @pytest.mark.parametrize("chart_name", ["heatmap", "loss"])

@@ -23,7 +23,7 @@ JSON_KEYS = {"config", "data", "final", "diverged_at_step", "first_bad_layer", "
              "diagnosis", "sharpness", "timing"}
 KINDS = {"vanishing", "exploding", "diverged", "dead_units", "saturation", "healthy", "symmetric_init",
          "signal_collapse", "signal_blowup", "not_learning", "step_too_large", "chaotic", "narrow",
-         "early_steps_ignored"}
+         "early_steps_ignored", "slow_learning"}
 
 
 def gradviz(*args, timeout=300):

@@ -22,6 +22,13 @@ def test_healthy():
     assert "90%" in findings[0].message
 
 
+def test_a_run_that_learns_slowly_is_not_called_healthy_and_gets_a_hint_without_a_button():
+    findings = diagnose(fake_result(loss=(2.3, 1.6), val_accuracy=0.377))
+    assert kinds(findings) == [("slow_learning", "info")]
+    assert findings[0].fix == {} and "38%" in findings[0].message and "learning rate" in findings[0].message
+    assert kinds(diagnose(fake_result(loss=(2.3, 1.0), val_accuracy=0.6))) == [("healthy", "info")]
+
+
 def test_vanishing_and_not_learning_is_critical_with_numbers_and_fix():
     result = fake_result(RunConfig(depth=2, activation="sigmoid", initializer="glorot_uniform"),
                          grad_first=1e-7, loss=(2.45, 2.31), val_accuracy=0.1, update_first=5e-5)

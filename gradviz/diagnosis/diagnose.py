@@ -12,6 +12,7 @@ from gradviz.diagnosis.evidence import (
     DEAD_FRACTION,
     EXPLODING_RATIO,
     FROZEN_UPDATE,
+    LEARNS_SLOWLY,
     LEARNS_WELL,
     NORM_GROWTH,
     SATURATED_FRACTION,
@@ -205,6 +206,27 @@ def _healthy(r: RunResult, e: Evidence) -> Finding:
                    evidence, {})
 
 
+def _slow_learning(r: RunResult, e: Evidence) -> Finding:
+    """A run that learns, with nothing wrong in sight, but stays below LEARNS_SLOWLY: not called
+    healthy. A hint, no button: no change was tried on it."""
+    config = r.config
+    return Finding(
+        "slow_learning", "info",
+        f"Learning, but slowly ({e.learning_note()}). The gradients show no problem ({e.ratio_text('of')}): "
+        f"the step ({config.optimizer}, learning rate {config.learning_rate:g}) or {config.epochs} epoch(s) on "
+        f"{config.train_size:,} images may be too little - try a larger learning rate or more epochs, side by "
+        "side on the Compare page.",
+        {"grad_norm_ratio_first_last": e.ratio, "loss_start": e.loss_start, "loss_end": e.loss_end,
+         "val_accuracy": e.val_accuracy}, {})
+
+
+def _learning_verdict(r: RunResult, e: Evidence) -> Finding:
+    """With no problem found: healthy, slow learning or not learning, by how far the model got."""
+    if not e.learning:
+        return _not_learning(r, e)
+    return _healthy(r, e) if e.val_accuracy >= LEARNS_SLOWLY else _slow_learning(r, e)
+
+
 def _not_learning(r: RunResult, e: Evidence) -> Finding:
     """A model at chance is never healthy. With no cause in sight, no button: nothing is known to fix it."""
     spread = f"; the activations' spread changes ×{sci(e.signal_ratio)} through depth at initialization" \
@@ -231,7 +253,8 @@ def diagnose(r: RunResult) -> list[Finding]:
     Args:
         r: a finished (or diverged, or stopped) run.
     Returns:
-        Findings, most severe first; always at least one (`healthy` only for a run that learns).
+        Findings, most severe first; always at least one (`healthy` only for a run that learns
+            well).
     """
     e = gather_evidence(r)
     cause = symmetric_init(r, e) or signal_through_depth(r, e) or chaotic(r, e) or narrow(r, e)
@@ -260,7 +283,7 @@ def diagnose(r: RunResult) -> list[Finding]:
     if made_up:
         problems.insert(0, _healthy(r, e))  # what happened first; how it started, second
     elif not any(f.severity in ("critical", "warning") for f in problems):
-        problems.append(_healthy(r, e) if e.learning else _not_learning(r, e))
+        problems.append(_learning_verdict(r, e))
     return sorted(problems, key=lambda f: SEVERITY_ORDER[f.severity])
 
 

@@ -28,6 +28,7 @@ SATURATED_FRACTION = 0.5  # share of sigmoid/tanh outputs within 0.02 of their a
 SIGNAL_COLLAPSE = 1e-2
 SIGNAL_BLOWUP = 1e2
 CHAOTIC_CHI = 1.5  # predicted χ per hidden layer above this, for a bounded activation: the chaotic phase
+LEARNS_SLOWLY = 0.6  # val accuracy below this, in a run that learns: slow learning, not "healthy"
 LEARNS_WELL = 0.8  # val accuracy of a run that learns well: a poor start it made up for is told, not fixed
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 ADAPTIVE = ("adam", "rmsprop")

@@ -11,9 +11,10 @@ from gradviz.presets import PRESETS
 from gradviz.result import RunResult
 from gradviz.ui.export import export_panel
 from gradviz.ui.init_view import cached_probe
-from gradviz.ui.session import apply_fix
+from gradviz.ui.session import apply_fix, blocked_note
 from gradviz.ui.text import SEVERITY_ICON, finding_line
 from gradviz.urlstate import AppState
+from gradviz.words import network_in_words
 
 HINT = ("Each row of the heatmap is a layer, input at the top; darker means a smaller gradient. "
         "Rows that stay dark barely learn.")
@@ -52,9 +53,11 @@ def finding_box(finding: Finding, key: str, text: str | None = None, primary: bo
                             icon=SEVERITY_ICON[finding.severity])
     if finding.fix and button:
         change = ", ".join(f"{k}={format_value(v)}" for k, v in finding.fix.items())
+        blocked = blocked_note(finding.fix)
         st.button(f"Apply fix: {change}", key=key, on_click=apply_fix, args=(finding.fix,),
                   type="primary" if primary or finding.severity == "critical" else "secondary",
-                  icon=":material/build:", disabled=stale, help=STALE_FIX if stale else None)
+                  icon=":material/build:", disabled=stale or bool(blocked),
+                  help=STALE_FIX if stale else blocked)
 
 
 def findings_columns(runs: dict[str, RunResult], top_only: bool = False) -> None:
@@ -64,6 +67,17 @@ def findings_columns(runs: dict[str, RunResult], top_only: bool = False) -> None
             st.markdown(f"**{label}**")  # built from validated configs: no outside text
             for finding in diagnose(result)[:1 if top_only else None]:
                 st.markdown(finding_line(finding))
+
+
+def heatmaps_on_one_scale(runs: dict[str, RunResult], height: int = 260) -> None:
+    """Several runs' gradient heatmaps on one colour scale, two to a row: at 1440 px each keeps
+    ~500 px, enough for its step axis (four in a row left ~30 px each)."""
+    domain = charts.shared_log10_domain(list(runs.values()))
+    items = list(runs.items())
+    for start in range(0, len(items), 2):
+        for index, column, (label, result) in zip(range(start, start + 2), st.columns(2), items[start:start + 2]):
+            with column.container(key=f"one_scale_{index}"):
+                chart(charts.heatmap_chart(result, height=height, color_domain=domain, title=label.split(":")[0]))
 
 
 def curves_pair(runs: dict[str, RunResult]) -> None:
@@ -86,7 +100,7 @@ def headline(result: RunResult, findings: list[Finding], preset: str | None) -> 
     """One line a first-time visitor can act on: what happened, and what to look at."""
     st.markdown(f"### {headline_text(result, findings)}")
     claim = f"**{preset}:** {PRESETS[preset].claim} " if preset in PRESETS else ""
-    st.caption(claim + HINT)
+    st.caption(f"{network_in_words(result.config)}. {claim}{HINT}")  # words from a validated config
 
 
 def main_charts(result: RunResult) -> None:

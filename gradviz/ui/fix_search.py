@@ -13,7 +13,7 @@ from gradviz.result import RunResult
 from gradviz.serving import cost
 from gradviz.serving.settings import max_memory_mb
 from gradviz.ui.runner import search_trial, stored_result
-from gradviz.ui.session import apply_fix
+from gradviz.ui.session import apply_fix, blocked_note
 
 
 def change_text(change: dict) -> str:
@@ -54,10 +54,11 @@ def fix_search_panel(search: FixSearch) -> None:
     fix = search.verified_fix
     if fix:  # drawn before the verdict below: once "Tried:" shows, the button is there
         with button.container():
+            tried = "this run" if search.whole_run else f"the first {search.epochs} epoch(s) of this run"
+            blocked = blocked_note(fix)
             st.button(f"Apply fix: {change_text(fix)}", key="verified_fix", on_click=apply_fix, args=(fix,),
-                      type="primary", icon=":material/verified:",
-                      help=("Tried on this run" if search.whole_run else f"Tried on the first {search.epochs} "
-                            "epoch(s) of this run") + ": this change made it learn (see the table).")
+                      type="primary", icon=":material/verified:", disabled=bool(blocked),
+                      help=blocked or f"Tried on {tried}: this change made it learn (see the table).")
     status.caption(_verdict_caption(search))
 
 

@@ -16,6 +16,7 @@ EXPLORER = "pages/explorer.py"
 PAGES = (
     (EXPLORER, "Explorer", ""),
     ("pages/Compare.py", "Compare", "Compare"),
+    ("pages/Lessons.py", "Lessons", "Lessons"),
     ("pages/Seed_experiments.py", "Seed experiments", "Seed_experiments"),
     ("pages/Guide.py", "Guide", "Guide"),
     ("pages/Through_time.py", "Through time", "Through_time"),

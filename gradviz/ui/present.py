@@ -1,5 +1,6 @@
 """Presentation mode: one 16:9 screen with no scrolling (headline, heatmap, loss and the top
-finding side by side, sized from the window), and a talk's sequence of presets with Previous/Next."""
+finding side by side, sized from the window), and a talk's slides with Previous/Next, on a
+clicker's PageUp/PageDown and the arrow keys too."""
 
 from __future__ import annotations
 
@@ -8,68 +9,100 @@ import streamlit as st
 
 from gradviz import charts
 from gradviz.diagnosis.diagnose import Finding
-from gradviz.presets import PRESETS
+from gradviz.lessons.library import load_lessons
 from gradviz.result import RunResult
+from gradviz.talk import Slide, parse_talk
 from gradviz.ui.components import finding_box, headline_text
 from gradviz.ui.session import show_config
 from gradviz.ui.text import literal
 from gradviz.urlstate import AppState
+from gradviz.words import network_in_words
 
 TALK_KEY = "talk"
 # Streamlit sizes type in rem: a root size that follows the window's width scales every text,
 # heading and control at once (16 px on a 1280-wide screen, 24 px on 1920). The stage's two columns
-# take the window's height left below the headline, and the charts stretch to fill them.
+# take the window's height left below the headline, and the charts stretch to fill them; the top
+# finding keeps at most four lines (the speaker says the rest), so no slide runs off the screen.
 PRESENTATION_CSS = """
 <style>
   html { font-size: clamp(14px, 1.25vw, 30px); }
   .block-container { padding: 2.6rem 1.2rem 0 1.2rem !important; max-width: 100% !important; }
-  .st-key-stage_heatmap { height: calc(100vh - 9rem) !important; flex: 0 0 auto !important; }
-  .st-key-stage_loss { height: calc(100vh - 18rem) !important; flex: 0 0 auto !important; }
-  .st-key-stage_top h4 { padding: 0.2rem 0; }
+  .st-key-stage_heatmap { height: calc(100vh - 12rem) !important; flex: 0 0 auto !important; }
+  .st-key-stage_loss { height: calc(100vh - 23rem) !important; flex: 0 0 auto !important; }
+  .st-key-stage_fix [data-testid=stAlert] p { display: -webkit-box; -webkit-line-clamp: 4;
+    -webkit-box-orient: vertical; overflow: hidden; }
+  .st-key-stage_top h4 { padding: 0.2rem 0 0 0; }
+  .st-key-stage_top p { margin-bottom: 0; }
+</style>
+"""
+# The arrow keys' twins of Previous/Next: in the page (their shortcuts work), never seen.
+HIDDEN_TWINS = """
+<style>
+  .st-key-talk_previous_arrow, .st-key-talk_next_arrow { display: none !important; }
 </style>
 """
 
 
-def talk_names() -> tuple[list[str], list[str]]:
-    """The link's talk sequence (`talk=presetA,presetB,...`): known preset names, and notes on the rest."""
+def talk_slides() -> tuple[list[Slide], list[str]]:
+    """The link's talk (`talk=preset,lesson:NAME,field=value;field=value,...`, see gradviz.talk), and
+    notes on the items left out."""
     raw = str(st.query_params.get(TALK_KEY, ""))
-    names, messages = [], []
-    for name in (n.strip() for n in raw.split(",") if n.strip()):
-        if name in PRESETS:
-            names.append(name)
-        else:
-            messages.append(f"Talk: unknown preset {name[:40]!r} left out of the sequence.")
-    return names, messages
+    if not raw.strip():
+        return [], []
+    lessons = load_lessons()[0] if "lesson:" in raw else {}
+    return parse_talk(raw, lessons)
 
 
-def talk_bar(names: list[str], state: AppState) -> None:
-    """Previous / Next through the talk's presets; cached or precomputed runs show at once."""
-    if not names:
+def slide_index(slides: list[Slide], config) -> int:
+    """Which slide the controls show: the one last moved to if it still matches, else the first
+    that does; -1 when the controls match none (moved away from the talk)."""
+    at = st.session_state.get("talk_at", -1)
+    if 0 <= at < len(slides) and slides[at].config == config:
+        return at
+    return next((i for i, slide in enumerate(slides) if slide.config == config), -1)
+
+
+def talk_bar(slides: list[Slide], state: AppState) -> None:
+    """Previous / Next through the talk, also on PageUp / PageDown (a presentation clicker) and the
+    arrow keys; cached or precomputed runs show at once."""
+    if not slides:
         return
-    here = names.index(state.preset) if state.preset in names else -1
-    back, where, forward = st.columns([5, 2, 5], vertical_alignment="center")
+    here = slide_index(slides, state.config)
+    st.markdown(HIDDEN_TWINS, unsafe_allow_html=True)
+    back, where, forward = st.columns([2, 1, 2], vertical_alignment="center")
     if here > 0:
-        back.button(names[here - 1], on_click=_go, args=(names[here - 1],), icon=":material/arrow_back:",
-                    key="talk_previous", width="stretch", help="Previous in this talk")
-    where.markdown(f"{here + 1 if here >= 0 else '-'} / {len(names)}")
-    if here + 1 < len(names):
-        forward.button(names[here + 1], on_click=_go, args=(names[here + 1],), icon=":material/arrow_forward:",
-                       key="talk_next", type="primary", width="stretch", help="Next in this talk")
+        _move_buttons(back, here - 1, slides, "previous", ("PageUp", "Left"))
+    where.markdown(f"{here + 1 if here >= 0 else '-'} / {len(slides)}")
+    if here + 1 < len(slides):
+        _move_buttons(forward, here + 1, slides, "next", ("PageDown", "Right"))
 
 
-def _go(name: str) -> None:
-    show_config(PRESETS[name].config)
+def _move_buttons(column, target: int, slides: list[Slide], direction: str, keys: tuple[str, str]) -> None:
+    """A visible button on the clicker's key and a hidden twin on the arrow key (Streamlit gives a
+    button one shortcut)."""
+    label = "Previous" if direction == "previous" else ("Next" if target else "Start the talk")
+    icon = ":material/arrow_back:" if direction == "previous" else ":material/arrow_forward:"
+    column.button(label, on_click=_go, args=(slides, target), icon=icon, key=f"talk_{direction}",
+                  type="primary" if direction == "next" else "secondary", width="stretch", shortcut=keys[0],
+                  help=f"Slide {target + 1}: {slides[target].title} ({keys[0]} or {keys[1]} arrow)")
+    column.button(label, on_click=_go, args=(slides, target), key=f"talk_{direction}_arrow", shortcut=keys[1])
 
 
-def stage(result: RunResult | None, findings: list[Finding], talk: list[str], state: AppState) -> None:
-    """The one-screen view: the headline beside the talk's Previous/Next, then the heatmap beside
-    the loss curve and the top finding."""
+def _go(slides: list[Slide], target: int) -> None:
+    st.session_state.talk_at = target
+    show_config(slides[target].config)
+
+
+def stage(result: RunResult | None, findings: list[Finding], talk: list[Slide], state: AppState) -> None:
+    """The one-screen view: the headline and the network in words beside the talk's Previous/Next,
+    then the heatmap beside the loss curve and the top finding."""
     title, navigation = st.container(key="stage_top").columns([3, 2], vertical_alignment="center")
     with navigation:
         talk_bar(talk, state)
     if result is None:
         return
     title.markdown(f"#### {headline_text(result, findings)}")
+    title.markdown(network_in_words(result.config))  # built from a validated config: no outside text
     left, right = st.columns([3, 2], gap="medium")
     with left.container(key="stage_heatmap"):
         st.altair_chart(_fit(charts.heatmap_chart(result)), width="stretch", height="stretch")

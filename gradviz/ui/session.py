@@ -9,14 +9,20 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from gradviz.config import RunConfig
+from gradviz.serving.results import COORDINATOR
 from gradviz.urlstate import (
+    LESSON_KEYS,
+    TEACHER_KEYS,
     TRUE_WORDS,
     AppState,
+    Restrictions,
     matching_preset,
     parse_query,
+    parse_restrictions,
     to_query,
 )
 
+REFERENCE_KEY = "reference_run"  # the run kept for before and after
 CUSTOM = "(custom)"  # the preset picker's entry when the controls match no preset
 # The tab icon is a file served by the app itself: a :material/...: icon is fetched from a font CDN
 # (a third-party request from a class's page) and an emoji needs an emoji font (a box without one).
@@ -42,12 +48,15 @@ def init_session(page_keys: tuple[str, ...] = ()) -> AppState:
     opened from the Guide, a pasted URL). An empty query on a later run is a page switch, which
     keeps the session's state.
     """
-    query = {k: v for k, v in st.query_params.to_dict().items() if k not in page_keys}
+    link = st.query_params.to_dict()
+    query = {k: v for k, v in link.items() if k not in (*page_keys, *TEACHER_KEYS, *LESSON_KEYS)}
     fresh = "state" not in st.session_state or (query and query != st.session_state.get("synced_query"))
+    teacher_notes = _read_restrictions(link)
+    st.session_state.fresh_link = bool(fresh and query)  # a new link to a configuration (ends a lesson)
     if fresh:
         state, messages = parse_query(query)
         st.session_state.state = state
-        st.session_state.url_messages = messages
+        st.session_state.url_messages = messages + teacher_notes
         st.session_state.autorun = True  # a link (or a first visit) shows its result without a click
         st.session_state.preset_pick = state.preset or CUSTOM
         st.session_state.present = state.present
@@ -58,6 +67,29 @@ def init_session(page_keys: tuple[str, ...] = ()) -> AppState:
     return st.session_state.state
 
 
+def _read_restrictions(link: dict) -> list[str]:
+    """A link with `lock=` or `hide=` sets this session's restrictions (notes on unknown names); a
+    link without them, such as a page switch, keeps the ones the session has."""
+    if not any(key in link for key in TEACHER_KEYS):
+        st.session_state.setdefault("restrictions", Restrictions())
+        return []
+    restrictions, messages = parse_restrictions(link.get("lock", ""), link.get("hide", ""))
+    changed = restrictions != st.session_state.get("restrictions")
+    st.session_state.restrictions = restrictions
+    return messages if changed else []
+
+
+def restrictions() -> Restrictions:
+    """The controls this session's teacher link (and lesson step, see gradviz.ui.lesson) keeps fixed."""
+    return st.session_state.get("step_restrictions") or st.session_state.get("restrictions", Restrictions())
+
+
+def blocked_note(change: dict) -> str | None:
+    """Why a fix's button is disabled here: it would move a control the teacher's link keeps fixed."""
+    blocked = restrictions().blocks(change)
+    return f"This change moves {', '.join(blocked)}, which your teacher's link keeps fixed." if blocked else None
+
+
 def show_config(config: RunConfig) -> None:
     """Button callback: put `config` in the controls and show its run (trained, cached or stored)."""
     load_config_into_widgets(config)
@@ -65,8 +97,19 @@ def show_config(config: RunConfig) -> None:
     st.session_state.autorun = True
 
 
+def keep_shown_as_reference() -> None:
+    """Callback (Apply fix, Keep as reference): the run on screen becomes the "before" (see
+    gradviz.ui.before_after). The result itself is kept, not its cache key: the cache may drop it
+    while the learner looks."""
+    shown = COORDINATOR.cache.get(st.session_state.get("shown_key", ""))
+    if shown is not None:
+        st.session_state[REFERENCE_KEY] = shown
+
+
 def apply_fix(fix: dict) -> None:
-    """Button callback: change the controls as a finding suggests and rerun with the new config."""
+    """Button callback: change the controls as a finding suggests and rerun with the new config;
+    the run it fixes stays beside the new one (gradviz.ui.before_after)."""
+    keep_shown_as_reference()
     show_config(current_config_from_widgets()[0].replace(**fix))
 
 
@@ -82,7 +125,7 @@ def sync_url(state: AppState, page_query: dict | None = None) -> None:
     """Write the state (and the page's own keys) to the URL, and remember it as ours."""
     query = to_query(state)
     st.session_state.synced_query = dict(query)
-    query |= page_query or {}
+    query |= st.session_state.get("restrictions", Restrictions()).query() | (page_query or {})
     if st.query_params.to_dict() != query:
         st.query_params.from_dict(query)
 

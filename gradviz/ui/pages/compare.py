@@ -14,7 +14,7 @@ from gradviz.sweeps.compare import (
     differing_fields,
     settings_table,
 )
-from gradviz.ui.components import chart, curves_pair, findings_columns
+from gradviz.ui.components import chart, curves_pair, findings_columns, heatmaps_on_one_scale
 from gradviz.ui.controls import sidebar_controls
 from gradviz.ui.runner import obtain_result, press_to_train
 from gradviz.ui.session import init_session, page_config, sync_url
@@ -52,8 +52,7 @@ def compare_page() -> None:
     """2-4 configs trained with the same seed and data, overlaid."""
     page_config("compare")
     init_session(page_keys=VARIANT_KEYS)
-    state, messages = sidebar_controls()
-    run_clicked = st.sidebar.button("Train all", type="primary", icon=":material/play_arrow:", width="stretch")
+    state, messages, run_clicked = sidebar_controls("Train all")
     st.title("Compare")
     st.caption("A is the configuration in the sidebar. B, C and D change some of its settings - one change at a "
                "time tells the clearest story. Every run uses the same seed and the same images.")
@@ -83,10 +82,7 @@ def compare_view(runs: dict[str, RunResult], variants) -> None:
     curves_pair(runs)
     chart(charts.compare_profile_chart(runs))
     st.subheader("Gradient heatmaps, one colour scale")
-    domain = charts.shared_log10_domain(list(runs.values()))
-    for column, (label, result) in zip(st.columns(len(runs)), runs.items()):
-        with column:
-            chart(charts.heatmap_chart(result, height=260, color_domain=domain, title=label.split(":")[0]))
+    heatmaps_on_one_scale(runs)
     st.subheader("Settings")
     table = settings_table(variants)
     changed = differing_fields([c for _, c in variants])

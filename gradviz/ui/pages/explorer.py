@@ -1,5 +1,5 @@
 """The Explorer page: controls, the init-time view, cached/streamed training, charts, diagnosis,
-sharing; in presentation mode, one screen per run and a talk's Previous/Next."""
+sharing, before and after; in presentation mode, one screen per run and a talk's Previous/Next."""
 
 from __future__ import annotations
 
@@ -9,45 +9,66 @@ from gradviz.diagnosis.diagnose import diagnose
 from gradviz.serving.limits import over_budget
 from gradviz.serving.results import COORDINATOR
 from gradviz.serving.settings import max_examples
+from gradviz.talk import talk_link
+from gradviz.ui.before_after import before_and_after, keep_button, reference_for
 from gradviz.ui.components import detail_tabs, findings_panel, headline, main_charts
 from gradviz.ui.controls import sidebar_controls
 from gradviz.ui.fix_search import fix_search_panel, plan_for
 from gradviz.ui.init_view import init_view
+from gradviz.ui.lesson import lesson_header, lesson_place, lesson_verdicts
 from gradviz.ui.limits import memory_refusal
-from gradviz.ui.present import PRESENTATION_CSS, TALK_KEY, stage, talk_names
+from gradviz.ui.present import PRESENTATION_CSS, TALK_KEY, stage, talk_bar, talk_slides
 from gradviz.ui.runner import data_ready, obtain_result
 from gradviz.ui.session import init_session, page_config, sync_url
 from gradviz.ui.text import literal, notes
 
 
 def explorer_page() -> None:
-    """The main page: controls, cached/streamed training, charts, diagnosis, sharing."""
+    """The main page: controls, cached/streamed training, charts, diagnosis, sharing; a lesson's
+    step above them when the link names one."""
     page_config("explorer")
     init_session(page_keys=(TALK_KEY,))
-    state, messages = sidebar_controls()
-    run_clicked = st.sidebar.button("Run", type="primary", icon=":material/play_arrow:", width="stretch")
-    talk, talk_notes = talk_names()
+    place, lesson_notes = lesson_place()  # before the controls: a step locks some of them
+    state, messages, run_clicked = sidebar_controls("Run")
+    talk, talk_notes = talk_slides()
     if state.present:
         st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)
     else:
         st.title("gradviz")
         st.caption("Watch gradients vanish or explode in a real Keras model trained on MNIST, and fix them.")
-    notes(st.session_state.pop("url_messages", []) + messages + talk_notes)
-    sync_url(state, {TALK_KEY: ",".join(talk)} if talk else None)
+    notes(st.session_state.pop("url_messages", []) + messages + talk_notes + lesson_notes)
+    sync_url(state, ({TALK_KEY: talk_link(talk)} if talk else {}) | (place.query() if place else {}))
+    if place is not None and not state.present and not lesson_header(place):
+        return  # a prediction first: neither the start nor the run is shown before it
     probe = None if state.present else init_view(state.config)
     result = _result(state, run_clicked)
     findings = diagnose(result) if result is not None else []
     if state.present:
         stage(result, findings, talk, state)
         return
-    if result is None:
-        return
+    talk_bar(talk, state)
+    if result is not None:
+        _run_view(result, findings, state, probe, place)
+
+
+def _run_view(result, findings, state, probe, place) -> None:
+    """The run: headline, charts (beside the kept reference, if any), the lesson's verdicts, the
+    diagnosis and its verified fix, the detail tabs."""
     headline(result, findings, state.preset)
-    main_charts(result)
+    reference = reference_for(result)
+    if reference is not None:  # after Apply fix, or a run kept on purpose: the two side by side
+        before_and_after(reference, result)
+    else:
+        main_charts(result)
+        keep_button()
+    if place is not None:
+        lesson_verdicts(place, result)
     # A run shown under changed settings keeps its findings, but its fixes were for its own settings.
     stale = result.config != state.config
-    search = None if stale else plan_for(result, findings)
-    findings_panel(findings, stale=stale, buttons=search is None)
+    # A challenge is the student's to solve: no fix is offered (the search would give the answer away).
+    challenge = place is not None and place.step.challenge is not None
+    search = None if stale or challenge else plan_for(result, findings)
+    findings_panel(findings, stale=stale, buttons=search is None and not challenge)
     search_slot = st.container()  # filled last, so the charts below do not wait for the search
     where = result.meta.get("where", "in-process")
     st.caption(f"Data: {literal(result.data['description'])}. Trained {result.steps_done:,} steps in "

@@ -95,7 +95,7 @@ def sweep_page() -> None:
     page_config("sweeps")
     init_session(page_keys=SWEEP_KEYS)
     _from_link()  # before the sidebar's widgets exist: a named sweep sets their config
-    state, messages = sidebar_controls()
+    state, messages, _ = sidebar_controls()
     st.title("Sweeps")
     st.caption("The law behind one run: vary one field over a grid and watch the gradient scale, at "
                "initialization (instant, beside mean-field theory) or after a short training per point.")
