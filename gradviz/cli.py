@@ -306,7 +306,7 @@ def read_grid(path: str) -> list[tuple[str, RunConfig]]:
 
 
 def lesson_jobs(names: list[str]) -> list[tuple[str, RunConfig]]:
-    """Every step's config of the lessons named, each once ("initialization:2")."""
+    """Every step's config of the lessons named, and each challenge's solution, each once ("initialization:2")."""
     from gradviz.lessons.library import load_lessons
 
     if not names:
@@ -317,7 +317,10 @@ def lesson_jobs(names: list[str]) -> list[tuple[str, RunConfig]]:
         if name not in lessons:
             bad = next((p for p in problems if p.startswith(f"{name}.toml")), None)
             raise BadInput(bad or f"lesson={name!r} is not valid: one of " + ", ".join(lessons))
-        jobs += [(f"{name}:{i}", step.config) for i, step in enumerate(lessons[name].steps, 1)]
+        for i, step in enumerate(lessons[name].steps, 1):
+            jobs.append((f"{name}:{i}", step.config))
+            if step.challenge is not None:  # what a class will train first, solving it
+                jobs.append((f"{name}:{i} solved", step.challenge.solved(step.config)))
     unique: dict[str, tuple[str, RunConfig]] = {}
     for label, config in jobs:
         unique.setdefault(config.cache_key(), (label, config))

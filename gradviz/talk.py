@@ -5,6 +5,7 @@ the defaults; anything else is left out with a note. Never raises."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Mapping
 
 from gradviz.config import RunConfig
@@ -23,8 +24,9 @@ class Slide:
 
 
 def talk_link(slides: list[Slide]) -> str:
-    """The `talk=` value for these slides: the items kept, in order (the ones left out are gone)."""
-    return ",".join(dict.fromkeys(slide.item for slide in slides))
+    """The `talk=` value for these slides: the items kept, in order (the ones left out are gone; a
+    lesson's slides share one item, and an item given twice stays twice)."""
+    return ",".join(item for item, _ in groupby(slide.item for slide in slides))
 
 
 def parse_talk(raw: str, lessons: Mapping[str, object] | None = None) -> tuple[list[Slide], list[str]]:

@@ -75,7 +75,7 @@ def test_every_operator_compares_as_written(op, holds):
 
 
 def test_a_percent_is_a_fraction_and_fits_only_accuracies():
-    assert parse_condition("val_accuracy >= 80%") == parse_condition("val_accuracy >= 80%")
+    assert parse_condition("val_accuracy >= 80%").clauses == parse_condition("val_accuracy >= 0.8").clauses
     assert parse_condition("val_accuracy >= 80%").clauses[0].number == pytest.approx(0.8)
     assert parse_condition("first_half_blanked < 12.5%").clauses[0].number == pytest.approx(0.125)
     with pytest.raises(ConditionError, match="a percent fits only"):
@@ -361,6 +361,29 @@ def test_the_builtin_lessons_all_load_with_no_messages(monkeypatch):
     seed = [s.config for s in lessons["seed-experiments"].steps]
     assert [PRESETS[n].config for n in ("seed-vanishing-sigmoid", "seed-fixed-resnet", "seed-exploding-linear",
                                         "seed-clipnorm")] == seed[:4]
+
+
+def test_every_builtin_solution_is_a_value_the_sidebar_offers(monkeypatch):
+    """A challenge a student cannot reach with the controls is no challenge."""
+    from gradviz.ui import controls
+
+    offered = {"width": controls.WIDTHS, "batch_size": controls.BATCHES, "train_size": controls.TRAIN_SIZES,
+               "learning_rate": controls.LEARNING_RATES, "init_std": controls.STDS, "recurrent_std": controls.STDS,
+               "init_gain": controls.GAINS, "clipnorm": controls.CLIPS, "global_clipnorm": controls.CLIPS,
+               "clipvalue": controls.CLIPS}
+    monkeypatch.delenv(LESSONS_DIR_ENV, raising=False)
+    for name, number, step in builtin_steps("challenge"):
+        for field, value in step.challenge.solution.items():
+            assert field not in offered or value in offered[field], (name, number, field, value)
+
+
+def test_a_lesson_file_that_breaks_the_parser_is_one_message_and_the_others_load(tmp_path, monkeypatch):
+    (tmp_path / "typed.toml").write_text('title="x"\n[[steps]]\ntitle="a"\ntext="b"\nconfig = { preset = ["x"] }\n')
+    (tmp_path / "deep.toml").write_text('title="x"\nk = ' + "[" * 3000 + "]" * 3000 + "\n")
+    monkeypatch.setenv(LESSONS_DIR_ENV, str(tmp_path))
+    lessons, messages = load_lessons()
+    assert len(lessons) == 4 and len(messages) == 2
+    assert messages[0].startswith("deep.toml: cannot be used") and "typed.toml, line 2 (step 1)" in messages[1]
 
 
 def test_a_teacher_folder_loads_the_good_lesson_and_reports_the_bad_one_with_its_line(tmp_path, monkeypatch):

@@ -22,6 +22,12 @@ def test_a_lesson_in_a_talk_gives_one_slide_per_step():
     assert notes == [] and talk_link(slides) == "lesson:mine,seed-clipnorm"
 
 
+def test_a_slide_given_twice_stays_twice_in_the_link():
+    slides, _ = parse_talk("seed-clipnorm,exploding-linear,nope,seed-clipnorm")
+    assert talk_link(slides) == "seed-clipnorm,exploding-linear,seed-clipnorm"
+    assert parse_talk(talk_link(slides))[0] == slides
+
+
 def test_unknown_items_are_left_out_with_a_note_and_bad_values_are_named():
     slides, notes = parse_talk("nope," + "x" * 100 + ",lesson:missing,depth=999")
     assert len(slides) == 1 and slides[0].config.depth == RunConfig().depth

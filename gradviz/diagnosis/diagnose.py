@@ -209,13 +209,11 @@ def _healthy(r: RunResult, e: Evidence) -> Finding:
 def _slow_learning(r: RunResult, e: Evidence) -> Finding:
     """A run that learns, with nothing wrong in sight, but stays below LEARNS_SLOWLY: not called
     healthy. A hint, no button: no change was tried on it."""
-    config = r.config
     return Finding(
         "slow_learning", "info",
-        f"Learning, but slowly ({e.learning_note()}). The gradients show no problem ({e.ratio_text('of')}): "
-        f"the step ({config.optimizer}, learning rate {config.learning_rate:g}) or {config.epochs} epoch(s) on "
-        f"{config.train_size:,} images may be too little - try a larger learning rate or more epochs, side by "
-        "side on the Compare page.",
+        f"Learning, but slowly ({e.learning_note()}). The gradients show no problem ({e.ratio_text('of')}); "
+        f"this run took {r.steps_done:,} steps. More epochs or training images usually carry it further; a "
+        "larger learning rate may too. Nothing was tried here: compare them side by side on the Compare page.",
         {"grad_norm_ratio_first_last": e.ratio, "loss_start": e.loss_start, "loss_end": e.loss_end,
          "val_accuracy": e.val_accuracy}, {})
 

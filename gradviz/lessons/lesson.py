@@ -246,7 +246,7 @@ def _changes(table: Any, what: str, allow_preset: bool = False) -> tuple[str | N
     preset, changes = None, {}
     for key, value in table.items():
         if key == "preset" and allow_preset:
-            if value not in PRESETS:
+            if not isinstance(value, str) or value not in PRESETS:
                 raise _Schema(f"unknown preset {str(value)[:40]!r}; `python -m gradviz presets` lists them")
             preset = value
         elif key == CLIPPING:

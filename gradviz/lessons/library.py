@@ -46,6 +46,8 @@ def _read(path: Path) -> Lesson | str:
         found = f"{path.name}: not UTF-8 text"
     except OSError as error:
         return f"{path.name}: cannot be read ({error.strerror or error})"
+    except Exception as error:  # noqa: BLE001 - one bad file never takes the lessons down
+        found = f"{path.name}: cannot be used ({type(error).__name__}: {str(error)[:120]})"
     with _LOCK:
         if len(_CACHE) >= _CACHE_LIMIT:
             _CACHE.clear()

@@ -8,11 +8,7 @@ import streamlit as st
 from gradviz.result import RunResult
 from gradviz.sweeps.compare import differing_fields
 from gradviz.ui.components import curves_pair, findings_columns, heatmaps_on_one_scale
-from gradviz.ui.session import REFERENCE_KEY, keep_shown_as_reference
-
-
-def _drop_reference() -> None:
-    st.session_state.pop(REFERENCE_KEY, None)
+from gradviz.ui.session import REFERENCE_KEY, drop_reference, keep_shown_as_reference
 
 
 def reference_for(result: RunResult) -> RunResult | None:
@@ -37,7 +33,7 @@ def before_and_after(before: RunResult, after: RunResult) -> None:
     button that lets the reference go."""
     head, clear = st.columns([4, 1], vertical_alignment="center")
     head.subheader("Before and after")
-    clear.button("Clear reference", key="clear_reference", on_click=_drop_reference, icon=":material/close:",
+    clear.button("Clear reference", key="clear_reference", on_click=drop_reference, icon=":material/close:",
                  width="stretch")
     runs = dict(zip(labels(before, after), (before, after)))  # labels built from validated configs
     st.caption("Both heatmaps use one colour scale, so the same shade is the same gradient norm.")

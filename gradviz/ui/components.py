@@ -45,6 +45,13 @@ def findings_panel(findings: list[Finding], key_prefix: str = "fix", stale: bool
             st.caption("The same change as above fixes this too.")
 
 
+def findings_kinds(findings: list[Finding]) -> None:
+    """The diagnosis without its explanations and advice, for an open challenge."""
+    st.subheader("Diagnosis")
+    found = ", ".join(f"{f.kind.replace('_', ' ')} ({f.severity})" for f in findings)
+    st.markdown(f"Found: **{found}**. The explanation and the advice show once the challenge is done.")
+
+
 def finding_box(finding: Finding, key: str, text: str | None = None, primary: bool = False,
                 stale: bool = False, button: bool = True) -> None:
     """One finding in its severity's colour (`text` in place of its message), and its Apply-fix

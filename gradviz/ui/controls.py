@@ -20,6 +20,7 @@ from gradviz.presets import PRESETS
 from gradviz.ui.session import (
     CUSTOM,
     current_config_from_widgets,
+    drop_reference,
     load_config_into_widgets,
     restrictions,
     widget_key,
@@ -53,6 +54,7 @@ def _pick_preset() -> None:
     if name in PRESETS:
         load_config_into_widgets(PRESETS[name].config)
         st.session_state.autorun = True
+        drop_reference()
 
 
 def _fixed_note(limits: Restrictions) -> str:
@@ -61,6 +63,8 @@ def _fixed_note(limits: Restrictions) -> str:
     if len(free) < len(CONTROLS) // 2:
         return f"Only {', '.join(free) or 'nothing'} can change here (your teacher's link or lesson)."
     fixed = [f"{name} (hidden)" if name in limits.hidden else name for name in CONTROLS if limits.fixed(name)]
+    if not fixed:
+        return "The preset picker is hidden here (your teacher's link or lesson)."
     return f"Fixed here by your teacher's link or lesson: {', '.join(fixed)}."
 
 

@@ -66,21 +66,26 @@ class _NotStored(Exception):
     """A trial that would have to be trained."""
 
 
-def _all_stored(search: FixSearch) -> bool:
-    """The search can be answered from cached or precomputed runs alone (no training): run_search
-    replayed on a copy, stopping at the first trial the store does not have."""
-    def stored(config):
-        found = stored_result(config)
-        if found is None:
-            raise _NotStored
-        return found
+def _stored_only(config):
+    found = stored_result(config)
+    if found is None:
+        raise _NotStored
+    return found
 
+
+def replayed_from_store(search: FixSearch) -> FixSearch | None:
+    """The search answered from cached or precomputed runs alone (no training), on a copy; None
+    at the first trial the store does not have."""
     replay = FixSearch(search.config, search.candidates, search.epochs, search.baseline, list(search.trials))
     try:
-        list(run_search(replay, stored))
+        list(run_search(replay, _stored_only))
     except _NotStored:
-        return False
-    return True
+        return None
+    return replay
+
+
+def _all_stored(search: FixSearch) -> bool:
+    return replayed_from_store(search) is not None
 
 
 def _changed(search: FixSearch, config) -> dict:

@@ -4,6 +4,7 @@ locked controls. The teacher's file is trusted Markdown; nothing from a link is 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import streamlit as st
@@ -14,7 +15,7 @@ from gradviz.lessons.lesson import Lesson, Step
 from gradviz.lessons.library import load_lessons
 from gradviz.result import RunResult
 from gradviz.ui.runner import stored_result
-from gradviz.ui.session import show_config
+from gradviz.ui.session import drop_reference, show_config
 from gradviz.urlstate import LESSON_KEYS, Restrictions
 
 LESSON_AT = "lesson_at"  # session key: (lesson name, step index) of the lesson being taken
@@ -31,7 +32,15 @@ class Place:
 
     @property
     def answer_key(self) -> str:
-        return f"prediction_{self.lesson.name}_{self.index}"
+        """Where the answer is kept: named by the question and its choices, so a file edited during
+        class never carries an answer over to another question."""
+        prediction = self.step.prediction
+        words = [prediction.question, *(c.text for c in prediction.choices)] if prediction else []
+        return f"prediction_{self.lesson.name}_{hashlib.sha1('|'.join(words).encode()).hexdigest()[:12]}"
+
+    def answer(self) -> int | None:
+        picked = st.session_state.get(self.answer_key)
+        return picked if isinstance(picked, int) and 0 <= picked < len(self.step.prediction.choices) else None
 
     def query(self) -> dict[str, str]:
         return {"lesson": self.lesson.name, "step": str(self.index + 1)}
@@ -57,7 +66,9 @@ def lesson_place() -> tuple[Place | None, list[str]]:
         st.session_state.pop("step_restrictions", None)
     else:  # the step's locks on top of the teacher link's
         limits = st.session_state.get("restrictions") or Restrictions()
-        st.session_state.step_restrictions = limits.with_locked(place.step.locked_fields())
+        # The preset picker's titles tell what happens: a step asking for a prediction hides it.
+        st.session_state.step_restrictions = Restrictions(limits.locked | set(place.step.locked_fields()),
+                                                          limits.hidden | {"preset"})
     return place, notes
 
 
@@ -85,6 +96,7 @@ def _enter(place: Place | None) -> None:
     at = (place.lesson.name, place.index)
     if st.session_state.get(LESSON_AT) != at:
         st.session_state[LESSON_AT] = at
+        drop_reference()  # another step: the kept run belonged to the last one
         show_config(place.step.config)
         st.session_state.autorun = not _waiting_for_prediction(place)
 
@@ -99,7 +111,7 @@ def _leave() -> None:
 
 
 def _waiting_for_prediction(place: Place) -> bool:
-    return place.step.prediction is not None and st.session_state.get(place.answer_key) is None
+    return place.step.prediction is not None and place.answer() is None
 
 
 def lesson_header(place: Place) -> bool:
@@ -147,22 +159,33 @@ def _step_buttons(place: Place) -> None:
                        args=(place, place.index + 1), width="stretch")
 
 
-def lesson_verdicts(place: Place, result: RunResult) -> None:
-    """After a run: the prediction's answer from the step's own run, and the challenge checked on this run."""
+def lesson_verdicts(place: Place, result: RunResult, config) -> bool:
+    """After a run: the prediction's answer from the step's own run, and the challenge checked on
+    this run if it is the controls' configuration (`config`). Returns True while the challenge is
+    open: the page then keeps the diagnosis's advice back (it would give the answer away)."""
     step = place.step
-    if step.prediction is not None:
+    if step.prediction is not None and place.answer() is not None:
         own = result if result.config == step.config else stored_result(step.config)
         if own is not None:
-            reveal = step.reveal(measurements(own, diagnose(own)))
-            picked = st.session_state.get(place.answer_key)
-            chosen = step.prediction.choices[picked]
-            right = chosen in reveal.answers
-            box = st.success if right else st.warning
-            box(f"You predicted: {chosen.text}. {reveal.text}", icon=":material/check_circle:" if right
-                else ":material/lightbulb:")
-    if step.challenge is not None:
-        check = step.challenge.check(step.config, result.config, measurements(result, diagnose(result)))
-        if check.done:
-            st.success(f"**Challenge done.** {check.message}", icon=":material/emoji_events:")
-        else:
-            st.info(check.message, icon=":material/flag:")
+            _reveal(place, own)
+    if step.challenge is None:
+        return False
+    if result.config != config:  # the run shown is an earlier one: nothing to judge yet
+        st.info("Press **Run** to check this configuration against the challenge.", icon=":material/flag:")
+        return True
+    check = step.challenge.check(step.config, result.config, measurements(result, diagnose(result)))
+    if check.done:
+        st.success(f"**Challenge done.** {check.message}", icon=":material/emoji_events:")
+    else:
+        st.info(check.message, icon=":material/flag:")
+    return not check.done
+
+
+def _reveal(place: Place, own: RunResult) -> None:
+    step = place.step
+    reveal = step.reveal(measurements(own, diagnose(own)))
+    chosen = step.prediction.choices[place.answer()]
+    right = chosen in reveal.answers
+    box = st.success if right else st.warning
+    box(f"You predicted: {chosen.text}. {reveal.text}",
+        icon=":material/check_circle:" if right else ":material/lightbulb:")

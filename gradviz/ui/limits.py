@@ -23,7 +23,7 @@ from gradviz.serving.limits import (
 from gradviz.serving.results import COORDINATOR, nearest
 from gradviz.serving.settings import max_examples
 from gradviz.serving.store import ResultStore
-from gradviz.ui.session import show_config
+from gradviz.ui.session import blocked_move, show_config
 from gradviz.ui.text import literal
 
 LOG = logging.getLogger("gradviz")
@@ -38,8 +38,10 @@ def examples_ok(config: RunConfig, offer: bool) -> bool:
     st.warning(message, icon=":material/speed:")
     if offer:
         allowed = within_budget(config, limit)
+        blocked = blocked_move(config, allowed)
         st.button(f"Train {allowed.epochs} epoch(s) × {allowed.train_size:,} images instead", on_click=show_config,
-                  args=(allowed,), icon=":material/speed:", key="examples_closest")
+                  args=(allowed,), icon=":material/speed:", key="examples_closest", disabled=bool(blocked),
+                  help=blocked)
     return False
 
 
@@ -75,9 +77,10 @@ def show_memory_refusal(limit: MemoryLimit, offer: bool, prefix: str = "") -> No
     st.warning(prefix + memory_message(limit, markdown=True, closest=not button), icon=":material/memory:")
     if button:
         size = limit.closest_estimate()
+        blocked = blocked_move(limit.config, limit.closest)
         st.button(f"Use {describe_change(limit.config, limit.closest)} instead (about {size.mb:,.0f} MB)",
                   on_click=show_config, args=(limit.closest,), icon=":material/memory:",
-                  key=f"memory_closest_{limit.what}")
+                  key=f"memory_closest_{limit.what}", disabled=bool(blocked), help=blocked)
 
 
 def failure_message(what: str, error: Exception, training: bool = True) -> str:
@@ -98,5 +101,6 @@ def server_busy(config: RunConfig, full: QueueFull, offer: bool) -> None:
     closest = nearest(config, COORDINATOR.cache.configs() + ResultStore().configs())
     if closest is None or not offer:
         return
+    blocked = blocked_move(config, closest)
     st.button(f"Show the closest run it has ({describe_change(config, closest)})", on_click=show_config,
-              args=(closest,), icon=":material/history:", key="busy_nearest")
+              args=(closest,), icon=":material/history:", key="busy_nearest", disabled=bool(blocked), help=blocked)

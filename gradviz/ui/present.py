@@ -4,6 +4,8 @@ clicker's PageUp/PageDown and the arrow keys too."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import altair as alt
 import streamlit as st
 
@@ -13,7 +15,8 @@ from gradviz.lessons.library import load_lessons
 from gradviz.result import RunResult
 from gradviz.talk import Slide, parse_talk
 from gradviz.ui.components import finding_box, headline_text
-from gradviz.ui.session import show_config
+from gradviz.ui.fix_search import plan_for, replayed_from_store
+from gradviz.ui.session import drop_reference, show_config
 from gradviz.ui.text import literal
 from gradviz.urlstate import AppState
 from gradviz.words import network_in_words
@@ -22,14 +25,14 @@ TALK_KEY = "talk"
 # Streamlit sizes type in rem: a root size that follows the window's width scales every text,
 # heading and control at once (16 px on a 1280-wide screen, 24 px on 1920). The stage's two columns
 # take the window's height left below the headline, and the charts stretch to fill them; the top
-# finding keeps at most four lines (the speaker says the rest), so no slide runs off the screen.
+# finding keeps at most three lines (the speaker says the rest), so no slide runs off the screen.
 PRESENTATION_CSS = """
 <style>
   html { font-size: clamp(14px, 1.25vw, 30px); }
   .block-container { padding: 2.6rem 1.2rem 0 1.2rem !important; max-width: 100% !important; }
   .st-key-stage_heatmap { height: calc(100vh - 12rem) !important; flex: 0 0 auto !important; }
   .st-key-stage_loss { height: calc(100vh - 23rem) !important; flex: 0 0 auto !important; }
-  .st-key-stage_fix [data-testid=stAlert] p { display: -webkit-box; -webkit-line-clamp: 4;
+  .st-key-stage_finding [data-testid=stAlert] p { display: -webkit-box; -webkit-line-clamp: 3;
     -webkit-box-orient: vertical; overflow: hidden; }
   .st-key-stage_top h4 { padding: 0.2rem 0 0 0; }
   .st-key-stage_top p { margin-bottom: 0; }
@@ -63,33 +66,39 @@ def slide_index(slides: list[Slide], config) -> int:
 
 
 def talk_bar(slides: list[Slide], state: AppState) -> None:
-    """Previous / Next through the talk, also on PageUp / PageDown (a presentation clicker) and the
-    arrow keys; cached or precomputed runs show at once."""
+    """Previous / Next through the talk; on stage also PageUp / PageDown (a presentation clicker)
+    and the arrow keys (off the stage those keys scroll the page and move sliders, as usual);
+    cached or precomputed runs show at once."""
     if not slides:
         return
     here = slide_index(slides, state.config)
-    st.markdown(HIDDEN_TWINS, unsafe_allow_html=True)
+    if state.present:
+        st.markdown(HIDDEN_TWINS, unsafe_allow_html=True)
     back, where, forward = st.columns([2, 1, 2], vertical_alignment="center")
+    keys = state.present
     if here > 0:
-        _move_buttons(back, here - 1, slides, "previous", ("PageUp", "Left"))
+        _move_buttons(back, here - 1, slides, "previous", ("PageUp", "Left") if keys else None)
     where.markdown(f"{here + 1 if here >= 0 else '-'} / {len(slides)}")
     if here + 1 < len(slides):
-        _move_buttons(forward, here + 1, slides, "next", ("PageDown", "Right"))
+        _move_buttons(forward, here + 1, slides, "next", ("PageDown", "Right") if keys else None)
 
 
-def _move_buttons(column, target: int, slides: list[Slide], direction: str, keys: tuple[str, str]) -> None:
+def _move_buttons(column, target: int, slides: list[Slide], direction: str, keys: tuple[str, str] | None) -> None:
     """A visible button on the clicker's key and a hidden twin on the arrow key (Streamlit gives a
-    button one shortcut)."""
+    button one shortcut); without keys, the button alone."""
     label = "Previous" if direction == "previous" else ("Next" if target else "Start the talk")
     icon = ":material/arrow_back:" if direction == "previous" else ":material/arrow_forward:"
+    on_keys = f" ({keys[0]} or {keys[1]} arrow)" if keys else ""
     column.button(label, on_click=_go, args=(slides, target), icon=icon, key=f"talk_{direction}",
-                  type="primary" if direction == "next" else "secondary", width="stretch", shortcut=keys[0],
-                  help=f"Slide {target + 1}: {slides[target].title} ({keys[0]} or {keys[1]} arrow)")
-    column.button(label, on_click=_go, args=(slides, target), key=f"talk_{direction}_arrow", shortcut=keys[1])
+                  type="primary" if direction == "next" else "secondary", width="stretch",
+                  shortcut=keys[0] if keys else None, help=f"Slide {target + 1}: {slides[target].title}{on_keys}")
+    if keys:
+        column.button(label, on_click=_go, args=(slides, target), key=f"talk_{direction}_arrow", shortcut=keys[1])
 
 
 def _go(slides: list[Slide], target: int) -> None:
     st.session_state.talk_at = target
+    drop_reference()
     show_config(slides[target].config)
 
 
@@ -109,7 +118,23 @@ def stage(result: RunResult | None, findings: list[Finding], talk: list[Slide], 
     with right:
         with st.container(key="stage_loss"):
             st.altair_chart(_fit(charts.loss_chart(result)), width="stretch", height="stretch")
-        finding_box(findings[0], key="stage_fix", text=literal(_first_sentence(findings[0].message)), primary=True)
+        _top_finding(result, findings)
+
+
+def _top_finding(result: RunResult, findings: list[Finding]) -> None:
+    """The top finding, and a fix button only for a change the fix search verified on this run:
+    on stage the search is read from stored runs (precompute the talk), never trained live."""
+    top = findings[0]
+    search = plan_for(result, findings)
+    verified = replayed_from_store(search) if search is not None else None
+    fix = top.fix if search is None else (verified.verified_fix if verified is not None else {})
+    with st.container(key="stage_finding"):
+        finding_box(replace(top, fix=fix or {}), key="stage_fix", text=literal(_first_sentence(top.message)),
+                    primary=True)
+    if search is not None and verified is None:
+        st.caption("No fix shown until one is tried on this run (the Explorer tries them).")
+    elif search is not None and not fix:
+        st.caption("No single change made this run learn (see the Explorer's table).")
 
 
 def _fit(chart):

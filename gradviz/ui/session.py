@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from gradviz.config import RunConfig
+from gradviz.config import CLIP_FIELDS, RunConfig
 from gradviz.serving.results import COORDINATOR
 from gradviz.urlstate import (
     LESSON_KEYS,
@@ -58,13 +58,27 @@ def init_session(page_keys: tuple[str, ...] = ()) -> AppState:
         st.session_state.state = state
         st.session_state.url_messages = messages + teacher_notes
         st.session_state.autorun = True  # a link (or a first visit) shows its result without a click
+        drop_reference()
         st.session_state.preset_pick = state.preset or CUSTOM
         st.session_state.present = state.present
-    if fresh or widget_key("depth") not in st.session_state:  # Streamlit drops widget state on other pages
+    if fresh or not _widgets_kept():  # Streamlit drops widget state on other pages
         load_config_into_widgets(st.session_state.state.config)
         st.session_state.setdefault("preset_pick", st.session_state.state.preset or CUSTOM)
         st.session_state.setdefault("present", st.session_state.state.present)
     return st.session_state.state
+
+
+def _widgets_kept() -> bool:
+    """The sidebar's values are still in session state: a page without the sidebar drops them. (A
+    hidden control's value is written back on every run, so no single key tells: all are checked.)"""
+    return all(key in st.session_state for key in ALWAYS_DRAWN)
+
+
+# Controls drawn on every run of a page with the sidebar (the recurrent ones only for rnn/lstm/gru;
+# the clip fields are one pair of widgets).
+ALWAYS_DRAWN = [widget_key(f) for f in RunConfig().to_dict()
+                if f not in (*CLIP_FIELDS, "step_pixels", "recurrent_initializer", "recurrent_std")] + \
+    ["clip_mode", "clip_value"]
 
 
 def _read_restrictions(link: dict) -> list[str]:
@@ -82,6 +96,16 @@ def _read_restrictions(link: dict) -> list[str]:
 def restrictions() -> Restrictions:
     """The controls this session's teacher link (and lesson step, see gradviz.ui.lesson) keeps fixed."""
     return st.session_state.get("step_restrictions") or st.session_state.get("restrictions", Restrictions())
+
+
+def blocked_move(before: RunConfig, after: RunConfig) -> str | None:
+    """blocked_note for a button that switches the controls from one config to another."""
+    return blocked_note({f: v for f, v in after.to_dict().items() if getattr(before, f) != v})
+
+
+def drop_reference() -> None:
+    """Callback: the kept run goes (a new link, another lesson step, preset or slide is another story)."""
+    st.session_state.pop(REFERENCE_KEY, None)
 
 
 def blocked_note(change: dict) -> str | None:

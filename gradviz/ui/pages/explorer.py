@@ -3,6 +3,8 @@ sharing, before and after; in presentation mode, one screen per run and a talk's
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from gradviz.diagnosis.diagnose import diagnose
@@ -11,7 +13,7 @@ from gradviz.serving.results import COORDINATOR
 from gradviz.serving.settings import max_examples
 from gradviz.talk import talk_link
 from gradviz.ui.before_after import before_and_after, keep_button, reference_for
-from gradviz.ui.components import detail_tabs, findings_panel, headline, main_charts
+from gradviz.ui.components import detail_tabs, findings_kinds, findings_panel, headline, main_charts
 from gradviz.ui.controls import sidebar_controls
 from gradviz.ui.fix_search import fix_search_panel, plan_for
 from gradviz.ui.init_view import init_view
@@ -30,6 +32,9 @@ def explorer_page() -> None:
     init_session(page_keys=(TALK_KEY,))
     place, lesson_notes = lesson_place()  # before the controls: a step locks some of them
     state, messages, run_clicked = sidebar_controls("Run")
+    if place is not None and state.present:  # the stage would show a step's run before its prediction
+        state = replace(state, present=False)
+        messages.append("Presentation mode is off while a lesson is open (leave the lesson to present).")
     talk, talk_notes = talk_slides()
     if state.present:
         st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)
@@ -61,14 +66,16 @@ def _run_view(result, findings, state, probe, place) -> None:
     else:
         main_charts(result)
         keep_button()
-    if place is not None:
-        lesson_verdicts(place, result)
+    open_challenge = place is not None and lesson_verdicts(place, result, state.config)
     # A run shown under changed settings keeps its findings, but its fixes were for its own settings.
     stale = result.config != state.config
     # A challenge is the student's to solve: no fix is offered (the search would give the answer away).
     challenge = place is not None and place.step.challenge is not None
     search = None if stale or challenge else plan_for(result, findings)
-    findings_panel(findings, stale=stale, buttons=search is None and not challenge)
+    if open_challenge:  # the findings' advice names the answer: only what they found, until it is done
+        findings_kinds(findings)
+    else:
+        findings_panel(findings, stale=stale, buttons=search is None and not challenge)
     search_slot = st.container()  # filled last, so the charts below do not wait for the search
     where = result.meta.get("where", "in-process")
     st.caption(f"Data: {literal(result.data['description'])}. Trained {result.steps_done:,} steps in "
