@@ -4,7 +4,7 @@ the defaults; anything else is left out with a note. Never raises."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 from typing import Mapping
 
@@ -21,12 +21,13 @@ class Slide:
     config: RunConfig
     title: str  # what the slide shows, in words
     item: str = ""  # the link's item it came from (a lesson's steps share one)
+    position: int = 0  # that item's place in the link
 
 
 def talk_link(slides: list[Slide]) -> str:
     """The `talk=` value for these slides: the items kept, in order (the ones left out are gone; a
     lesson's slides share one item, and an item given twice stays twice)."""
-    return ",".join(item for item, _ in groupby(slide.item for slide in slides))
+    return ",".join(next(group).item for _, group in groupby(slides, key=lambda slide: slide.position))
 
 
 def parse_talk(raw: str, lessons: Mapping[str, object] | None = None) -> tuple[list[Slide], list[str]]:
@@ -39,12 +40,13 @@ def parse_talk(raw: str, lessons: Mapping[str, object] | None = None) -> tuple[l
         (slides in order, notes for the page).
     """
     slides, notes = [], []
-    for item in (part.strip() for part in str(raw).split(",") if part.strip()):
+    items = [part.strip() for part in str(raw).split(",") if part.strip()]
+    for position, item in enumerate(items):
         if len(slides) >= MAX_SLIDES:
             notes.append(f"Talk: only the first {MAX_SLIDES} slides are kept.")
             break
         found, note = _slides_of(item, lessons or {}, len(slides) + 1)
-        slides += found
+        slides += [replace(slide, position=position) for slide in found]
         notes += [note] if note else []
     return slides[:MAX_SLIDES], notes
 

@@ -38,9 +38,6 @@ class Restrictions:
         controls = {"clipping" if field in CLIP_FIELDS else field for field in change}
         return sorted(c for c in controls if self.fixed(c))
 
-    def with_locked(self, more) -> "Restrictions":
-        return Restrictions(self.locked | frozenset(more), self.hidden)
-
     def query(self) -> dict[str, str]:
         """The link keys that carry these restrictions (empty ones left out)."""
         return {key: ",".join(sorted(names)) for key, names in (("lock", self.locked), ("hide", self.hidden)) if names}

@@ -131,7 +131,8 @@ ON_STAGE = {"heatmap": ".st-key-stage_heatmap .vega-embed", "loss": ".st-key-sta
             "top finding": "[data-testid=stAlert]", "next": ".st-key-talk_next"}
 # The top finding's fix: a button if the search verified one on this run (its trials stored or
 # cached: the Explorer test above ran it), else a caption saying why there is none.
-STAGE_FIX = ".st-key-stage_fix, [data-testid=stCaptionContainer]:has-text('No fix shown until')"
+STAGE_FIX = (".st-key-stage_fix, [data-testid=stCaptionContainer]:has-text('No fix shown until'), "
+             "[data-testid=stCaptionContainer]:has-text('No single change made')")
 
 
 @pytest.mark.parametrize("width,height", [(1280, 720), (1920, 1080)])

@@ -372,9 +372,12 @@ def test_every_builtin_solution_is_a_value_the_sidebar_offers(monkeypatch):
                "init_gain": controls.GAINS, "clipnorm": controls.CLIPS, "global_clipnorm": controls.CLIPS,
                "clipvalue": controls.CLIPS}
     monkeypatch.delenv(LESSONS_DIR_ENV, raising=False)
-    for name, number, step in builtin_steps("challenge"):
+    steps = builtin_steps("challenge")
+    assert steps
+    for name, number, step in steps:
         for field, value in step.challenge.solution.items():
             assert field not in offered or value in offered[field], (name, number, field, value)
+    assert 0.3 in controls.LEARNING_RATES and 3e-5 in controls.LEARNING_RATES  # written as people write them
 
 
 def test_a_lesson_file_that_breaks_the_parser_is_one_message_and_the_others_load(tmp_path, monkeypatch):

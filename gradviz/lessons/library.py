@@ -94,8 +94,12 @@ def load_lessons() -> tuple[dict[str, Lesson], list[str]]:
     _add(BUILTIN_DIR, lessons, messages)
     teacher = os.environ.get(LESSONS_DIR_ENV, "").strip()
     if teacher:
-        folder = Path(teacher).expanduser()
-        if folder.is_dir():
+        try:
+            folder = Path(teacher).expanduser()
+            readable = folder.is_dir()
+        except (OSError, RuntimeError):  # no permission on a parent, or "~user" unknown
+            readable = False
+        if readable:
             _add(folder, lessons, messages)
         else:
             messages.append(f"Lessons folder {teacher[:200]} ({LESSONS_DIR_ENV}) is not a folder that can be read.")

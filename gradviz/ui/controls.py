@@ -30,7 +30,8 @@ from gradviz.urlstate import AppState, Restrictions, matching_preset
 WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
 BATCHES = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 TRAIN_SIZES = (500, 1000, 2000, 4000, 8000, 16000, 30000, 60000)
-LEARNING_RATES = tuple(m * 10.0 ** e for e in range(-6, 1) for m in (1, 3)) + (10.0,)
+# Parsed from text, so 0.3 is 0.3 (3 * 0.1 is 0.30000000000000004, and a link would say so).
+LEARNING_RATES = tuple(float(f"{m}e{e}") for e in range(-6, 1) for m in (1, 3)) + (10.0,)
 STDS = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.05, 0.08, 0.1, 0.3, 0.5, 1.0, 2.0, 3.0, 10.0)
 GAINS = (0.25, 0.5, 0.8, 0.9, 1.0, 1.1, 1.2, 1.5, 2.0, 4.0)
 CLIPS = (0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 100.0)

@@ -60,6 +60,7 @@ def fix_search_panel(search: FixSearch) -> None:
                       type="primary", icon=":material/verified:", disabled=bool(blocked),
                       help=blocked or f"Tried on {tried}: this change made it learn (see the table).")
     status.caption(_verdict_caption(search))
+    st.session_state.get("stage_fixes", {}).pop(search.config.cache_key(), None)  # the stage may now show it
 
 
 class _NotStored(Exception):

@@ -36,11 +36,14 @@ class Place:
         class never carries an answer over to another question."""
         prediction = self.step.prediction
         words = [prediction.question, *(c.text for c in prediction.choices)] if prediction else []
-        return f"prediction_{self.lesson.name}_{hashlib.sha1('|'.join(words).encode()).hexdigest()[:12]}"
+        digest = hashlib.sha1("|".join(words).encode()).hexdigest()[:12]
+        return f"prediction_{self.lesson.name}_{self.index}_{digest}"
 
     def answer(self) -> int | None:
-        picked = st.session_state.get(self.answer_key)
-        return picked if isinstance(picked, int) and 0 <= picked < len(self.step.prediction.choices) else None
+        """The choice picked for this step's prediction, if any (and still one of its choices)."""
+        prediction, picked = self.step.prediction, st.session_state.get(self.answer_key)
+        ok = prediction is not None and isinstance(picked, int) and 0 <= picked < len(prediction.choices)
+        return picked if ok else None
 
     def query(self) -> dict[str, str]:
         return {"lesson": self.lesson.name, "step": str(self.index + 1)}
@@ -66,9 +69,9 @@ def lesson_place() -> tuple[Place | None, list[str]]:
         st.session_state.pop("step_restrictions", None)
     else:  # the step's locks on top of the teacher link's
         limits = st.session_state.get("restrictions") or Restrictions()
-        # The preset picker's titles tell what happens: a step asking for a prediction hides it.
-        st.session_state.step_restrictions = Restrictions(limits.locked | set(place.step.locked_fields()),
-                                                          limits.hidden | {"preset"})
+        # The preset picker's titles tell what happens: hidden while a prediction waits for its answer.
+        hidden = limits.hidden | ({"preset"} if _waiting_for_prediction(place) else set())
+        st.session_state.step_restrictions = Restrictions(limits.locked | set(place.step.locked_fields()), hidden)
     return place, notes
 
 
@@ -165,12 +168,12 @@ def lesson_verdicts(place: Place, result: RunResult, config) -> bool:
     open: the page then keeps the diagnosis's advice back (it would give the answer away)."""
     step = place.step
     if step.prediction is not None and place.answer() is not None:
-        own = result if result.config == step.config else stored_result(step.config)
+        own = result if result.config.cache_key() == step.config.cache_key() else stored_result(step.config)
         if own is not None:
             _reveal(place, own)
     if step.challenge is None:
         return False
-    if result.config != config:  # the run shown is an earlier one: nothing to judge yet
+    if result.config.cache_key() != config.cache_key():  # the run shown is an earlier one: nothing to judge yet
         st.info("Press **Run** to check this configuration against the challenge.", icon=":material/flag:")
         return True
     check = step.challenge.check(step.config, result.config, measurements(result, diagnose(result)))

@@ -118,23 +118,40 @@ def stage(result: RunResult | None, findings: list[Finding], talk: list[Slide], 
     with right:
         with st.container(key="stage_loss"):
             st.altair_chart(_fit(charts.loss_chart(result)), width="stretch", height="stretch")
-        _top_finding(result, findings)
+        _top_finding(result, findings, state)
 
 
-def _top_finding(result: RunResult, findings: list[Finding]) -> None:
+def _top_finding(result: RunResult, findings: list[Finding], state: AppState) -> None:
     """The top finding, and a fix button only for a change the fix search verified on this run:
     on stage the search is read from stored runs (precompute the talk), never trained live."""
     top = findings[0]
-    search = plan_for(result, findings)
-    verified = replayed_from_store(search) if search is not None else None
-    fix = top.fix if search is None else (verified.verified_fix if verified is not None else {})
+    fix, said = _stage_fix(result, findings)
+    stale = result.config.cache_key() != state.config.cache_key()  # a fix is for the run it was tried on
     with st.container(key="stage_finding"):
-        finding_box(replace(top, fix=fix or {}), key="stage_fix", text=literal(_first_sentence(top.message)),
-                    primary=True)
-    if search is not None and verified is None:
-        st.caption("No fix shown until one is tried on this run (the Explorer tries them).")
-    elif search is not None and not fix:
-        st.caption("No single change made this run learn (see the Explorer's table).")
+        finding_box(replace(top, fix=fix), key="stage_fix", text=literal(_first_sentence(top.message)),
+                    primary=True, stale=stale)
+    if said:
+        st.caption(said)
+
+
+def _stage_fix(result: RunResult, findings: list[Finding]) -> tuple[dict, str]:
+    """(the verified fix or {}, what to say when there is none), worked out once per run and
+    session: replaying the search reads the store, which may be remote."""
+    memo = st.session_state.setdefault("stage_fixes", {})
+    key = result.config.cache_key()
+    if key not in memo:
+        search = plan_for(result, findings)
+        verified = replayed_from_store(search) if search is not None else None
+        if search is None:
+            memo[key] = ({}, "")
+        elif verified is None:
+            memo[key] = ({}, "No fix shown until one is tried on this run (the Explorer tries them).")
+        else:
+            memo[key] = (verified.verified_fix or {},
+                         "" if verified.verified_fix else "No single change made this run learn (see the Explorer).")
+        while len(memo) > 64:  # a session's talk, not the whole store
+            memo.pop(next(iter(memo)))
+    return memo[key]
 
 
 def _fit(chart):

@@ -100,7 +100,8 @@ def restrictions() -> Restrictions:
 
 def blocked_move(before: RunConfig, after: RunConfig) -> str | None:
     """blocked_note for a button that switches the controls from one config to another."""
-    return blocked_note({f: v for f, v in after.to_dict().items() if getattr(before, f) != v})
+    unused = before.unused_fields() & after.unused_fields()  # a field neither run reads moves nothing
+    return blocked_note({f: v for f, v in after.to_dict().items() if getattr(before, f) != v and f not in unused})
 
 
 def drop_reference() -> None:

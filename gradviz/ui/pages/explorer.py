@@ -3,8 +3,6 @@ sharing, before and after; in presentation mode, one screen per run and a talk's
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import streamlit as st
 
 from gradviz.diagnosis.diagnose import diagnose
@@ -31,10 +29,10 @@ def explorer_page() -> None:
     page_config("explorer")
     init_session(page_keys=(TALK_KEY,))
     place, lesson_notes = lesson_place()  # before the controls: a step locks some of them
+    if place is not None and st.session_state.get("present"):  # the stage would skip a step's prediction
+        st.session_state.present = False  # (legal here: the toggle is not drawn yet)
+        lesson_notes.append("Presentation mode is off while a lesson is open (leave the lesson to present).")
     state, messages, run_clicked = sidebar_controls("Run")
-    if place is not None and state.present:  # the stage would show a step's run before its prediction
-        state = replace(state, present=False)
-        messages.append("Presentation mode is off while a lesson is open (leave the lesson to present).")
     talk, talk_notes = talk_slides()
     if state.present:
         st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)
@@ -65,10 +63,11 @@ def _run_view(result, findings, state, probe, place) -> None:
         before_and_after(reference, result)
     else:
         main_charts(result)
-        keep_button()
+        if place is None or place.step.challenge is None:  # a challenge's reference would show its advice
+            keep_button()
     open_challenge = place is not None and lesson_verdicts(place, result, state.config)
     # A run shown under changed settings keeps its findings, but its fixes were for its own settings.
-    stale = result.config != state.config
+    stale = result.config.cache_key() != state.config.cache_key()
     # A challenge is the student's to solve: no fix is offered (the search would give the answer away).
     challenge = place is not None and place.step.challenge is not None
     search = None if stale or challenge else plan_for(result, findings)
