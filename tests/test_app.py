@@ -178,8 +178,15 @@ def test_presentation_mode_from_the_url():
     assert spec["autosize"]["type"] == "fit"  # the whole chart fits the box the page gives it
     assert not at.title  # no page title on the stage
     assert any(m.value.startswith("#### Diverged") for m in at.markdown)
-    # as in the panel
-    assert [b.label for b in at.button if b.label.startswith("Apply fix")] == ["Apply fix: clipnorm=1"]
+    # A fix appears on stage only once the search has verified it on this run (never trained on stage):
+    # none yet, and the slide says why; after the Explorer's search, the very change it verified.
+    assert not [b for b in at.button if b.label.startswith("Apply fix")]
+    assert any(c.value.startswith("No fix shown until one is tried") for c in at.caption)
+    explorer = open_app({"preset": "exploding-linear", **SMALL})
+    verified = [b.label for b in explorer.button if b.key == "verified_fix"]
+    on_stage = [b.label for b in open_app({"preset": "exploding-linear", "present": "1", **SMALL}).button
+                if b.label.startswith("Apply fix")]
+    assert verified and on_stage == verified
 
 
 def test_a_talk_walks_through_its_presets_with_previous_and_next():

@@ -1,6 +1,7 @@
 """A real browser against a real server: `streamlit run app.py` driven by Debian's chromium through
 Playwright. Skips on a machine without a browser (saying why); in CI a missing browser fails."""
 
+import json
 import os
 import re
 import time
@@ -103,9 +104,33 @@ def test_pick_a_preset_run_it_and_see_the_heatmap(server, page):
     page.screenshot(path=str(ARTIFACTS / "explorer.png"), full_page=True)
 
 
+def vega_specs(page) -> list[dict]:
+    """Start keeping every Vega-Lite spec the server sends this page (its websocket's messages,
+    decoded with Streamlit's own protobuf classes): what the browser draws, read as data."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    specs: list[dict] = []
+
+    def on_frame(payload):
+        if isinstance(payload, bytes):
+            message = ForwardMsg.FromString(payload)
+            element = message.delta.new_element if message.HasField("delta") else None
+            if element is not None and element.HasField("vega_lite_chart"):
+                specs.append(json.loads(element.vega_lite_chart.spec))
+
+    page.on("websocket", lambda socket: socket.on("framereceived", on_frame))
+    return specs
+
+
+def color_domains(spec: dict) -> list:
+    return [layer["encoding"]["color"]["scale"]["domain"] for layer in spec.get("layer", [])
+            if "scale" in layer.get("encoding", {}).get("color", {})]
+
+
 def test_the_fix_search_offers_a_change_that_worked_and_applying_it_shows_that_run(server, page):
     """A too-large Adam step: the step is named first, the table fills in, and the one button's run
-    (already trained by the search) is shown at once, beside the run it fixed."""
+    (already trained by the search) is shown at once, beside the run it fixed on one colour scale."""
+    specs = vega_specs(page)
     page.goto(f"{server}/?learning_rate=10&depth=2&width=32&train_size=2000&epochs=1")
     page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_text("Step too large - validation accuracy").first.wait_for(timeout=180_000)
@@ -120,6 +145,10 @@ def test_the_fix_search_offers_a_change_that_worked_and_applying_it_shows_that_r
     page.get_by_text("Before and after").wait_for(timeout=30_000)  # the diverged run stays beside it
     assert page.locator(".st-key-one_scale_0 .vega-embed").count() == 1
     assert page.locator(".st-key-one_scale_1 .vega-embed").count() == 1
+    pair = [spec for spec in specs if str(spec.get("title", "")).startswith(("Before", "After"))][-2:]
+    assert sorted(spec["title"].split(":")[0] for spec in pair) == ["After", "Before"]
+    domains = [color_domains(spec) for spec in pair]
+    assert domains[0] and domains[0] == domains[1]  # one colour scale, as sent to the browser
     from playwright.sync_api import expect
 
     # 0.001 is the default learning rate: the link now leaves it out, and keeps the rest
