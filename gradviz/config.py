@@ -95,6 +95,19 @@ CLIPPING = "clipping"  # the one control for clipnorm, global_clipnorm and clipv
 CONTROLS = tuple(f for f in RULES if f not in CLIP_FIELDS) + (CLIPPING,)
 
 
+def control_of(field: str) -> str:
+    """The sidebar control that sets a config field (the three clip fields share one)."""
+    return CLIPPING if field in CLIP_FIELDS else field
+
+
+def changed_controls(before: "RunConfig", after: "RunConfig") -> tuple[str, ...]:
+    """The controls whose values differ, in CONTROLS order; fields `after` does not read are left out."""
+    unused = after.unused_fields()
+    controls = {control_of(f) for f in RULES
+                if f not in unused and format_value(getattr(before, f)) != format_value(getattr(after, f))}
+    return tuple(c for c in CONTROLS if c in controls)
+
+
 def _check_number(field: str, value: Any, rule: _Rule) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigError(field, value, rule.describe())

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from gradviz.config import CLIP_FIELDS, RULES, RunConfig
 from gradviz.config import CONTROLS as CONFIG_CONTROLS
+from gradviz.config import RULES, RunConfig, control_of
 from gradviz.presets import DEFAULT_PRESET, PRESETS
 
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -35,7 +35,7 @@ class Restrictions:
 
     def blocks(self, change: dict) -> list[str]:
         """The controls a change (fields -> values) would move that this link keeps fixed."""
-        controls = {"clipping" if field in CLIP_FIELDS else field for field in change}
+        controls = {control_of(field) for field in change}
         return sorted(c for c in controls if self.fixed(c))
 
     def query(self) -> dict[str, str]:
@@ -49,7 +49,7 @@ def parse_restrictions(lock: str = "", hide: str = "") -> tuple[Restrictions, li
     for key, raw in (("lock", lock), ("hide", hide)):
         names = set()
         for name in (n.strip().lower() for n in str(raw).split(",")[:len(RULES) + 3] if n.strip()):
-            name = "clipping" if name in CLIP_FIELDS else name
+            name = control_of(name)
             if name in CONTROLS:
                 names.add(name)
             else:

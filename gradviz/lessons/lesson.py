@@ -14,7 +14,18 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from gradviz.config import CLIP_FIELDS, CLIPPING, CONTROLS, RULES, ConfigError, RunConfig, format_value, parse_value
+from gradviz.config import (
+    CLIP_FIELDS,
+    CLIPPING,
+    CONTROLS,
+    RULES,
+    ConfigError,
+    RunConfig,
+    changed_controls,
+    control_of,
+    format_value,
+    parse_value,
+)
 from gradviz.lessons.conditions import (
     Condition,
     ConditionError,
@@ -168,24 +179,12 @@ def _shown(config: RunConfig, control: str) -> str:
     return format_value(getattr(config, control))
 
 
-def changed_controls(before: RunConfig, after: RunConfig) -> tuple[str, ...]:
-    """The controls whose values differ, in CONTROLS order; fields `after` does not read are left out."""
-    unused = after.unused_fields()
-    controls = {control_of(f) for f in RULES
-                if f not in unused and format_value(getattr(before, f)) != format_value(getattr(after, f))}
-    return tuple(c for c in CONTROLS if c in controls)
-
-
 def with_changes(config: RunConfig, changes: Mapping[str, Any]) -> RunConfig:
     """`config.replace(**changes)`, where turning one clip field on turns the other two off (one control)."""
     changes = dict(changes)
     if any(changes.get(f) is not None for f in CLIP_FIELDS):
         changes = {**{f: None for f in CLIP_FIELDS}, **changes}
     return config.replace(**changes)
-
-
-def control_of(name: str) -> str:
-    return CLIPPING if name in CLIP_FIELDS else name
 
 
 # --- parsing --------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from gradviz.diagnosis.diagnose import diagnose
-from gradviz.lessons.conditions import measurements
+from gradviz.lessons.conditions import Measured, measurements
 from gradviz.lessons.lesson import Lesson, Step
 from gradviz.lessons.library import load_lessons
 from gradviz.result import RunResult
@@ -162,21 +162,24 @@ def _step_buttons(place: Place) -> None:
                        args=(place, place.index + 1), width="stretch")
 
 
-def lesson_verdicts(place: Place, result: RunResult, config) -> bool:
-    """After a run: the prediction's answer from the step's own run, and the challenge checked on
-    this run if it is the controls' configuration (`config`). Returns True while the challenge is
-    open: the page then keeps the diagnosis's advice back (it would give the answer away)."""
+def lesson_verdicts(place: Place, result: RunResult, findings: list, config) -> bool:
+    """After a run (`findings`: its diagnosis): the prediction's answer from the step's own run, and
+    the challenge checked on this run if it is the controls' configuration (`config`). Returns True
+    while the challenge is open: the page then keeps the diagnosis's advice back (it would give the
+    answer away)."""
     step = place.step
+    measured = measurements(result, findings)
     if step.prediction is not None and place.answer() is not None:
-        own = result if result.config.cache_key() == step.config.cache_key() else stored_result(step.config)
-        if own is not None:
-            _reveal(place, own)
+        if result.config.cache_key() == step.config.cache_key():
+            _reveal(place, measured)
+        elif (own := stored_result(step.config)) is not None:
+            _reveal(place, measurements(own, diagnose(own)))
     if step.challenge is None:
         return False
     if result.config.cache_key() != config.cache_key():  # the run shown is an earlier one: nothing to judge yet
         st.info("Press **Run** to check this configuration against the challenge.", icon=":material/flag:")
         return True
-    check = step.challenge.check(step.config, result.config, measurements(result, diagnose(result)))
+    check = step.challenge.check(step.config, result.config, measured)
     if check.done:
         st.success(f"**Challenge done.** {check.message}", icon=":material/emoji_events:")
     else:
@@ -184,9 +187,9 @@ def lesson_verdicts(place: Place, result: RunResult, config) -> bool:
     return not check.done
 
 
-def _reveal(place: Place, own: RunResult) -> None:
+def _reveal(place: Place, measured: Measured) -> None:
     step = place.step
-    reveal = step.reveal(measurements(own, diagnose(own)))
+    reveal = step.reveal(measured)
     chosen = step.prediction.choices[place.answer()]
     right = chosen in reveal.answers
     box = st.success if right else st.warning

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from gradviz.config import CLIP_FIELDS, RunConfig
+from gradviz.config import CLIP_FIELDS, RunConfig, changed_controls
 from gradviz.serving.results import COORDINATOR
 from gradviz.urlstate import (
     LESSON_KEYS,
@@ -100,19 +100,21 @@ def restrictions() -> Restrictions:
 
 def blocked_move(before: RunConfig, after: RunConfig) -> str | None:
     """blocked_note for a button that switches the controls from one config to another."""
-    unused = before.unused_fields() & after.unused_fields()  # a field neither run reads moves nothing
-    return blocked_note({f: v for f, v in after.to_dict().items() if getattr(before, f) != v and f not in unused})
+    return _blocked_message([c for c in changed_controls(before, after) if restrictions().fixed(c)])
+
+
+def blocked_note(change: dict) -> str | None:
+    """Why a fix's button is disabled here: it would move a control the teacher's link keeps fixed."""
+    return _blocked_message(restrictions().blocks(change))
+
+
+def _blocked_message(blocked: list[str]) -> str | None:
+    return f"This change moves {', '.join(blocked)}, which your teacher's link keeps fixed." if blocked else None
 
 
 def drop_reference() -> None:
     """Callback: the kept run goes (a new link, another lesson step, preset or slide is another story)."""
     st.session_state.pop(REFERENCE_KEY, None)
-
-
-def blocked_note(change: dict) -> str | None:
-    """Why a fix's button is disabled here: it would move a control the teacher's link keeps fixed."""
-    blocked = restrictions().blocks(change)
-    return f"This change moves {', '.join(blocked)}, which your teacher's link keeps fixed." if blocked else None
 
 
 def show_config(config: RunConfig) -> None:

@@ -65,7 +65,7 @@ def _run_view(result, findings, state, probe, place) -> None:
         main_charts(result)
         if place is None or place.step.challenge is None:  # a challenge's reference would show its advice
             keep_button()
-    open_challenge = place is not None and lesson_verdicts(place, result, state.config)
+    open_challenge = place is not None and lesson_verdicts(place, result, findings, state.config)
     # A run shown under changed settings keeps its findings, but its fixes were for its own settings.
     stale = result.config.cache_key() != state.config.cache_key()
     # A challenge is the student's to solve: no fix is offered (the search would give the answer away).
