@@ -68,7 +68,7 @@ SLOW_TESTS = {"test_cost.py": ("test_estimate_is_within_half", "test_the_largest
                               "test_run_save"),
               "test_recurrent.py": ("test_through_time_page",),
               "test_store.py": ("test_precompute_then", "test_two_processes"),
-              "test_sharpness.py": ("test_power_iteration", "test_the_traced_sharpness_matches",
+              "test_sharpness.py": ("test_power_iteration", "test_the_traced_sharpness_matches", "test_a_shared_sharpness",
                                     "test_trainings_eight"),
               "test_sweep.py": ("test_the_learning_rate_law_on",),
               "test_fix_search.py": ("test_the_search_offers", "test_the_learning_rate_links"),

@@ -98,9 +98,8 @@ def test_lanczos_finds_the_top_eigenvalue_of_an_explicit_symmetric_matrix(shift)
     assert float(previous) <= float(value) + 1e-4  # Ritz values rise towards the top eigenvalue step by step
 
 
-@pytest.mark.parametrize("config", [RunConfig(depth=1, width=8, optimizer="sgd"),
-                                    RunConfig(depth=1, width=8, optimizer="sgd", batch_norm=True, seed=3)],
-                         ids=["mlp", "mlp-bn"])
+@pytest.mark.parametrize("config", [RunConfig(depth=1, width=8, optimizer="sgd", batch_norm=True, seed=3)],
+                         ids=["mlp-bn"])  # without batch norm: test_a_shared_sharpness_graph_measures_...
 def test_the_traced_sharpness_matches_the_full_hessian(config):
     """The traced Lanczos graph against the full Hessian; the batch-norm case's top eigenvalues
     cluster (eager power iteration needs 225 steps there), which is why training's 8 steps are
@@ -112,6 +111,63 @@ def test_the_traced_sharpness_matches_the_full_hessian(config):
     compiled = CompiledSteps(build_model(config), config, data.x_train, data.y_train)
     for seed in (0, 1):
         assert compiled.sharpness(data.x_val, data.y_val, seed=seed, steps=20) == pytest.approx(top, rel=1e-3)
+
+
+SHARED_VIEW = RunConfig(depth=1, width=8, optimizer="adam", seed=21)
+SHARED_RUNS = [SHARED_VIEW.replace(optimizer="momentum", clipnorm=1.0, batch_size=32, seed=22,
+                                   initializer="glorot_uniform"),
+               SHARED_VIEW.replace(optimizer="sgd", learning_rate=0.5, batch_size=64, seed=23)]
+
+
+def traced_by_the_view(data):
+    from gradviz.signal.sharpness import sharpness_for_view
+    from gradviz.training.steps import clear_step_graphs
+
+    clear_step_graphs()
+    sharpness_for_view(SHARED_VIEW, data.x_val, data.y_val)
+
+
+def test_one_sharpness_graph_serves_every_way_of_training_a_network():
+    """The view traces the network's graph; an SGD, momentum or clipped run at another batch size
+    of the same network finds it traced; a wider network or one with batch norm is another graph."""
+    from gradviz.training.sharpness_graph import SHARPNESS_GRAPHS, sharpness_traced
+
+    traced_by_the_view(make_dataset(n_train=16, n_val=16))
+    assert all(sharpness_traced(run) for run in SHARED_RUNS) and len(SHARPNESS_GRAPHS.values_by_recency()) == 1
+    assert not sharpness_traced(SHARED_VIEW.replace(width=16))
+    assert not sharpness_traced(SHARED_VIEW.replace(batch_norm=True))
+
+
+def test_a_sharpness_graph_larger_than_its_budget_is_not_kept_but_a_run_traces_it_once(monkeypatch):
+    from gradviz.training.sharpness_graph import SHARPNESS_GRAPHS, sharpness_traced
+    from gradviz.training.steps import CompiledSteps, clear_step_graphs
+
+    monkeypatch.setenv("GRADVIZ_CACHE_MB", "1")  # half a MB for sharpness graphs: none fits
+    clear_step_graphs()
+    data = make_dataset(n_train=16, n_val=16)
+    run = SHARED_RUNS[1]
+    compiled = CompiledSteps(build_model(run), run, data.x_train, data.y_train)
+    first = compiled.sharpness(data.x_val, data.y_val, seed=0)
+    graph = compiled._sharpness_graph
+    assert compiled.sharpness(data.x_val, data.y_val, seed=0) == first and compiled._sharpness_graph is graph
+    assert graph.traced and not sharpness_traced(run) and SHARPNESS_GRAPHS.values_by_recency() == []
+
+
+def test_a_shared_sharpness_graph_measures_each_runs_own_starting_weights():
+    """Traced from the view's model, called by a run of another seed and initializer: it gets its
+    own weights' top eigenvalue (the full Hessian the oracle; the batch-norm case is below), and
+    no second graph is traced."""
+    from gradviz.training.sharpness_graph import SHARPNESS_GRAPHS
+    from gradviz.training.steps import CompiledSteps
+
+    data = make_dataset(n_train=16, n_val=16)
+    traced_by_the_view(data)
+    run = SHARED_RUNS[0]
+    compiled = CompiledSteps(build_model(run), run, data.x_train, data.y_train)
+    top = full_hessian_eigenvalues(run, data.x_val, data.y_val)[-1]
+    for seed in (0, 1):  # two Lanczos starts
+        assert compiled.sharpness(data.x_val, data.y_val, seed=seed, steps=20) == pytest.approx(top, rel=1e-3)
+    assert len(SHARPNESS_GRAPHS.values_by_recency()) == 1
 
 
 def test_trainings_eight_lanczos_steps_agree_with_long_power_iteration_on_a_default_mlp(real_data_or_skip):

@@ -100,6 +100,30 @@ def test_recorded_gradient_norms_and_ratios_equal_an_independent_gradient_tape(n
         np.testing.assert_allclose(result.update_ratio[step], moved, rtol=1e-3)
 
 
+def test_an_embeddings_sparse_gradient_is_recorded_as_its_dense_norm_with_repeated_rows_added(mnist):
+    x, y = mnist
+    tokens = (x.reshape(len(x), -1)[:, 200:600:25] * 15).astype("int32")  # 16 tokens of 16 values: many repeats
+    build = lambda: keras.Sequential([keras.Input((16,), dtype="int32"), L.Embedding(16, 4), L.Flatten(),  # noqa: E731
+                                      L.Dense(10)])
+    model = compiled(build, keras.optimizers.SGD(0.1))
+    model(tokens[:1])
+    grab = WeightsAt({0, 1})
+    callback = gradviz.watch(model)
+    model.fit(tokens, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[grab, callback])
+    oracle = compiled(build)
+    oracle(tokens[:1])
+    oracle.set_weights(grab.kept[0])
+    with tf.GradientTape() as tape:
+        loss = LOSS(y[:BATCH], oracle(tokens[:BATCH], training=True))
+    grads = tape.gradient(loss, oracle.trainable_variables)
+    assert isinstance(grads[0], tf.IndexedSlices)  # the case this test is about
+    expected = [float(tf.norm(tf.convert_to_tensor(g))) for g, v in zip(grads, oracle.trainable_variables)
+                if len(v.shape) >= 2]
+    np.testing.assert_allclose(callback.result.grad_norm[0], expected, rtol=2e-5)
+    all_squares = sum(float(tf.reduce_sum(tf.square(tf.convert_to_tensor(g)))) for g in grads)
+    np.testing.assert_allclose(callback.result.global_norm_pre[0], np.sqrt(all_squares), rtol=2e-5)
+
+
 @pytest.mark.parametrize("name", ["sequential", "subclassed", "conv"])
 def test_fit_with_the_callback_reaches_the_same_weights_as_without(name, mnist):
     x, y = mnist

@@ -219,8 +219,8 @@ def probe(config: RunConfig) -> Estimate:
 def traced_graph_bytes(config: RunConfig) -> int:
     """What keeping one shape's traced training and evaluation graphs costs a process: measured
     13-70 MB for MLPs, 49 MB for a 3-block CNN and 231 MB for a 12-block one with batch norm (RSS
-    kept after the run, half of it given back when the graph is dropped). Not yet counted: an SGD or
-    momentum MLP's sharpness graph, measured as +27 MB (6 x 128) and +187 MB (20 x 256) of RSS kept."""
+    kept after the run, half of it given back when the graph is dropped). A network's sharpness graph
+    is counted on its own (gradviz.training.sharpness_graph.sharpness_graph_bytes)."""
     kernels = len(kernel_layers(config))
     per_kernel = 6.0 * (1.25 if config.batch_norm else 1.0) if config.architecture == "cnn" else 2.0
     return int((8 + per_kernel * kernels) * MB)

@@ -6,7 +6,7 @@ backpropagation; the Hessian itself is never formed) on the fixed probe batch, f
 starts from. Power iteration finds the eigenvalue largest in size; when that one is negative (batch
 norm's loss surface can curve down more than up at the start), a second pass on H - λ₋I finds the
 top one. The bound it gives a learning rate is gradviz.signal.step_bound's. Training measures the
-same λ in its compiled graph (gradviz.training.steps).
+same λ in its compiled graph (gradviz.training.sharpness_graph).
 """
 
 from __future__ import annotations
@@ -113,15 +113,14 @@ def _normalised(vector: list[tf.Tensor]) -> list[tf.Tensor]:
     return [v / norm for v in vector]
 
 
-QUICK_TOLERANCE, QUICK_ITERATIONS = 1e-2, 15  # the init view's: a line of text, not a measurement to fit
 _VIEW_CACHE: OrderedDict = OrderedDict()  # (starting point, images' digest) -> Sharpness; numbers only
 _VIEW_CACHE_SIZE = 256
 _VIEW_LOCK = threading.Lock()
 
 
 def _view_start(config: RunConfig) -> RunConfig:
-    """The starting point alone: the fields that do not change the model or its initial weights at
-    their defaults (an SGD run's, so the traced graph is the one SGD training of this shape uses)."""
+    """The starting point alone: the model and its initial weights, with how it is trained set to
+    the defaults (an SGD run's)."""
     default = RunConfig()
     return config.replace(optimizer="sgd", learning_rate=0.01, clipnorm=None, global_clipnorm=None, clipvalue=None,
                           epochs=default.epochs, train_size=default.train_size, batch_size=default.batch_size)
@@ -129,7 +128,10 @@ def _view_start(config: RunConfig) -> RunConfig:
 
 def sharpness_for_view(config: RunConfig, x: np.ndarray, y: np.ndarray) -> Sharpness:
     """λ for the At-initialization view, cached per starting point: λ depends on the model and its
-    initial weights, not on the optimizer or the learning rate, so moving those reuses it."""
+    initial weights, not on the optimizer or the learning rate, so moving those reuses it. Measured
+    through the network's traced graph (gradviz.training.sharpness_graph), traced here if no run or
+    earlier view traced it: 0.4-0.8 s once per network, about what one eager power iteration costs,
+    and after it every starting point of that network, and its SGD runs' λ, cost a graph call."""
     start = _view_start(config)
     key = (start.cache_key(), hashlib.sha1(np.ascontiguousarray(x)).hexdigest())
     with _VIEW_LOCK:
@@ -137,7 +139,7 @@ def sharpness_for_view(config: RunConfig, x: np.ndarray, y: np.ndarray) -> Sharp
         if found is not None:
             _VIEW_CACHE.move_to_end(key)
     if found is None:
-        found = _traced_sharpness(start, x, y) or measure_sharpness(start, x, y, QUICK_ITERATIONS, QUICK_TOLERANCE)
+        found = _graph_sharpness(start, x, y)
         with _VIEW_LOCK:
             _VIEW_CACHE[key] = found
             while len(_VIEW_CACHE) > _VIEW_CACHE_SIZE:
@@ -145,25 +147,27 @@ def sharpness_for_view(config: RunConfig, x: np.ndarray, y: np.ndarray) -> Sharp
     return Sharpness(found.lambda_max, config.optimizer, found.batch, found.iterations, found.seconds)
 
 
-def _traced_sharpness(start: RunConfig, x: np.ndarray, y: np.ndarray) -> Sharpness | None:
-    """λ through the training's traced Hessian-vector graph (gradviz.training.steps), when this
-    shape's is traced already: ~15-40 ms a call where eager power iteration takes 0.3-1 s. None
-    otherwise (tracing one costs 0.3-0.7 s, more than measuring eagerly once)."""
-    from gradviz.training.steps import traced_sharpness_graphs
-
-    return _graph_sharpness(start, x, y) if traced_sharpness_graphs(start) is not None else None
+def forget_view_sharpness() -> None:
+    """Empty the view's cache of measured λ (the bench's fresh starting points)."""
+    with _VIEW_LOCK:
+        _VIEW_CACHE.clear()
 
 
 def warm_view_sharpness(x: np.ndarray, y: np.ndarray) -> None:
-    """Trace the default MLP's Hessian-vector graph, so the default At-initialization view's λ line
+    """Trace the default MLP's sharpness graph, so the default At-initialization view's λ line
     costs a graph call (the server's warm-up does this once, after TensorFlow is loaded)."""
     _graph_sharpness(_view_start(RunConfig()), x, y)
 
 
 def _graph_sharpness(start: RunConfig, x: np.ndarray, y: np.ndarray) -> Sharpness:
     """λ of `start`'s model by the traced graph's Lanczos steps (tracing it if it is not yet)."""
-    from gradviz.training.steps import VIEW_SHARPNESS_STEPS, CompiledSteps
+    from gradviz.training.sharpness_graph import sharpness_graph
+    from gradviz.training.steps import VIEW_SHARPNESS_STEPS
 
+    check_memory(start, "probe")
     started = time.perf_counter()
-    value = CompiledSteps(build_model(start), start, x, y).sharpness(x, y, start.seed, steps=VIEW_SHARPNESS_STEPS)
+    model = build_model(start)
+    weights = [[tf.convert_to_tensor(v) for v in kind] for kind in (model.trainable_variables,
+                                                                    model.non_trainable_variables)]
+    value = sharpness_graph(model, start)(x, y, start.seed, VIEW_SHARPNESS_STEPS, *weights)
     return Sharpness(value, start.optimizer, len(y), VIEW_SHARPNESS_STEPS, time.perf_counter() - started)

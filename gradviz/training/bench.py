@@ -316,25 +316,33 @@ _MEASURES = measures_sharpness
 def sharpness_share(data: Dataset, first_runs: int = 3, reruns: int = 9) -> dict:
     """The sharpness' share of a default SGD MLP's run: the same runs with the measurement on and
     off, alternated (on a busy 2-core machine a run's time drifts by ±15 % over a minute, which
-    three runs of one kind after three of the other mistook for the measurement's cost). A first
-    run of the shape (every graph traced anew) and reruns (graphs traced), medians."""
+    three runs of one kind after three of the other mistook for the measurement's cost), garbage
+    collected before each. Three kinds, medians: a shape's first run with every graph traced anew
+    (a CLI run, a cluster worker); its first run after the At-initialization view showed it (the
+    Explorer's order: the view traces the network's sharpness graph); reruns (graphs traced)."""
+    from gradviz.signal.sharpness import sharpness_for_view
     from gradviz.training import train as training
 
     sgd, times = RunConfig(optimizer="sgd", learning_rate=0.05), {}
     train(sgd, data)
     try:
-        for kind, runs in (("first_run", first_runs), ("rerun", reruns)):
+        for k, (kind, runs) in enumerate((("first_run", first_runs), ("first_run_after_view", first_runs),
+                                          ("rerun", reruns))):
             for i in range(runs):
                 for measured in (False, True) if i % 2 else (True, False):
                     training.measures_sharpness = _MEASURES if measured else (lambda c: False)
-                    if kind == "first_run":
+                    config = sgd.replace(seed=100 * k + 2 * i + measured + 1)  # a fresh start: no view cached
+                    if kind != "rerun":
                         clear_step_graphs()
-                    seconds = train(sgd.replace(seed=i + 1), data).seconds
+                    if kind == "first_run_after_view":
+                        sharpness_for_view(config, data.x_val[:64], data.y_val[:64])
+                    gc.collect()
+                    seconds = train(config, data).seconds
                     times.setdefault(f"{kind}_seconds_{'with' if measured else 'without'}", []).append(seconds)
     finally:
         training.measures_sharpness = _MEASURES
     row = {name: round(statistics.median(values), 3) for name, values in times.items()}
-    for kind in ("first_run", "rerun"):
+    for kind in ("first_run", "first_run_after_view", "rerun"):
         share, spread = paired_share(times[f"{kind}_seconds_with"], times[f"{kind}_seconds_without"])
         row[f"share_of_a_{kind}"], row[f"share_of_a_{kind}_range"] = share, spread
     return row
@@ -350,15 +358,18 @@ def paired_share(with_: list[float], without: list[float]) -> tuple[float, list[
 
 def view_sharpness_ms(data: Dataset) -> dict:
     """The At-initialization view's λ line (gradviz.signal.sharpness.sharpness_for_view): the default
-    MLP after the server's warm-up traced its graph (a first visit), another seed of it, and a
-    shape seen for the first time (measured eagerly). Fresh starting points, so nothing is cached."""
+    MLP after the server's warm-up traced its graph (a first visit), another seed of it, a network
+    seen for the first time (its sharpness graph traced there) and another seed of that one. Fresh
+    starting points, so nothing is cached."""
     from gradviz.signal import sharpness
 
     x, y = data.x_val[:64], data.y_val[:64]
     clear_step_graphs()
+    sharpness.forget_view_sharpness()
     sharpness.warm_view_sharpness(x, y)
     cases = {"default MLP (warmed)": RunConfig(seed=101), "default MLP, another seed": RunConfig(seed=102),
-             "10 x 256 sigmoid, first visit": RunConfig(depth=10, width=256, activation="sigmoid", seed=103)}
+             "10 x 256 sigmoid, first visit": RunConfig(depth=10, width=256, activation="sigmoid", seed=103),
+             "10 x 256 sigmoid, another seed": RunConfig(depth=10, width=256, activation="sigmoid", seed=104)}
     return {name: round(1000 * _exact_seconds(lambda c=config: sharpness.sharpness_for_view(c, x, y)))
             for name, config in cases.items()}
 
@@ -374,8 +385,8 @@ def run_fix_search_bench(data: Dataset) -> dict:
     """Per failing default-size MLP: seconds to the first row of the fix search and to its end
     (each trial a fresh training; the step graphs already traced by the failing run, as on a page),
     the rows tried and the verified fix. Then the sharpness' cost inside a run: a default MLP's
-    first run (traces) and reruns (median of 3), SGD with λ measured (at step 0 and at the end)
-    against the same runs with the measurement switched off."""
+    first run (traces), its first run after the view, and reruns, SGD with λ measured (at step 0
+    and at the end) against the same runs with the measurement switched off (sharpness_share)."""
     from gradviz.diagnosis.diagnose import diagnose
     from gradviz.diagnosis.fix_search import plan_search, run_search
 

@@ -14,7 +14,6 @@ import numpy as np
 from gradviz.config import RunConfig
 from gradviz.serving.cost import eval_batch, traced_graph_bytes
 from gradviz.serving.lru import BoundedLRU
-from gradviz.training import lanczos
 from gradviz.training.models import (
     activation_layers,
     model_inputs,
@@ -171,10 +170,9 @@ class StepGraphs:
         self.act_names = [layer.name for layer in acts]
         self.forward_model = submodel(model, [model.output] + [layer.output for layer in acts])
         self._evaluate = tf.function(self._evaluate_graph, autograph=False)
-        self._chunk_concrete = self._evaluate_concrete = self._sharpness_concrete = None
+        self._chunk_concrete = self._evaluate_concrete = None
         # One lock per graph, so that a first run's snapshot thread can evaluate while the chunk traces.
         self._chunk_lock, self._evaluate_lock = threading.Lock(), threading.Lock()
-        self._sharpness_lock = threading.Lock()
 
     # --- called per run ----------------------------------------------------------------------
 
@@ -214,23 +212,6 @@ class StepGraphs:
                 self._release_template()
             return self._evaluate_concrete
 
-    def sharpness_function(self, state: RunState, model: keras.Model):
-        """λ_max by Lanczos iteration (see _sharpness_graph), traced on first use with `model` (the
-        asking run's, of this shape) as its template: only runs that measure it pay for tracing it."""
-        with self._sharpness_lock:
-            if self._sharpness_concrete is None:
-                template = [model]  # emptied once traced, so the cached graph does not keep the model
-                self._sharpness_concrete = tf.function(
-                    lambda *args: self._sharpness_graph(template[0], *args), autograph=False).get_concrete_function(
-                    PIXELS, LABELS, SCALAR, SCALAR, *[[tf.TensorSpec(v.shape, v.dtype) for v in kind]
-                                                                   for kind in (state.trainable, state.non_trainable)])
-                template.clear()
-            return self._sharpness_concrete
-
-    @property
-    def sharpness_traced(self) -> bool:
-        return self._sharpness_concrete is not None
-
     def _release_template(self) -> None:
         """Once both graphs are traced, drop what only tracing needed: the template model and the
         Python functions that reach it, so that the first run's model can be freed."""
@@ -240,11 +221,10 @@ class StepGraphs:
 
     # --- traced --------------------------------------------------------------------------------
 
-    def _call(self, model, inputs, weights, moving, training: bool, template: keras.Model | None = None):
+    def _call(self, model, inputs, weights, moving, training: bool):
         """`model` (the template or a submodel of it) on the given weights: (outputs, batch norm's
         moving statistics after the call)."""
-        trainable, non_trainable = (self.trainable, self.non_trainable) if template is None else \
-            (template.trainable_variables, template.non_trainable_variables)
+        trainable, non_trainable = self.trainable, self.non_trainable
         mapping = list(zip(trainable, weights)) + list(zip(non_trainable, moving))
         with keras.StatelessScope(state_mapping=mapping) as scope:
             outputs = model(inputs, training=training)
@@ -324,27 +304,6 @@ class StepGraphs:
         _, _, rows = tf.while_loop(running, one_step, (s0, tf.constant(True), rows))
         return rows.stack()
 
-    def _sharpness_graph(self, model, x, y, seed, steps, weights, moving):
-        """The top eigenvalue of H, the Hessian of the batch-mean loss on (x, y) at `weights` (and
-        batch norm's `moving` statistics): `steps` Lanczos steps (gradviz.training.lanczos)
-        from a normal start drawn from `seed`, each a Hessian-vector product by double
-        backpropagation. Returns the top Ritz values after the last step and the one before (their
-        gap says how far it converged)."""
-        inputs = model_inputs(model, x)
-        start = [tf.random.stateless_normal(w.shape, seed=tf.stack([seed, i])) for i, w in enumerate(weights)]
-
-        def product(vector):
-            with tf.GradientTape() as outer:
-                outer.watch(weights)
-                with tf.GradientTape() as inner:
-                    inner.watch(weights)
-                    logits, _ = self._call(model, inputs, weights, moving, training=True, template=model)
-                    loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
-                dot = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(inner.gradient(loss, weights), vector)])
-            return outer.gradient(dot, weights)
-
-        return lanczos.top_eigenvalue(product, start, steps)
-
     def _evaluate_graph(self, x, y, keep, trainable, non_trainable):
         weights, moving = [v.value() for v in trainable], [v.value() for v in non_trainable]
         outputs, _ = self._call(self.forward_model, model_inputs(self.model, x), weights, moving, training=False)
@@ -360,7 +319,7 @@ class CompiledSteps:
     handed to the graphs on every call. Only the first run of a graph shape traces them."""
 
     def __init__(self, model: keras.Model, config: RunConfig, x: np.ndarray, y: np.ndarray):
-        self.graphs, self.model = step_graphs(model, config), model
+        self.graphs, self.model, self.config = step_graphs(model, config), model, config
         self.act_names = self.graphs.act_names
         # A Keras variable's .value is the tf.Variable behind it: what the graphs take as arguments.
         self.state = RunState([v.value for v in model.trainable_variables],
@@ -368,6 +327,7 @@ class CompiledSteps:
                               *optimizer_state(config, model.trainable_variables), hyperparameters(config))
         self.x, self.y = tf.constant(x), tf.constant(y)
         self.eval_batch = eval_batch(config)
+        self._sharpness_graph = None  # the network's, once asked for: kept for the run even where the cache cannot
 
     def chunk(self, perm: tf.Tensor, s0: tf.Tensor, s1: tf.Tensor) -> tf.Tensor:
         """Steps [s0, s1) of the epoch order `perm`: one StepRecord row per step (see StepGraphs)."""
@@ -382,12 +342,13 @@ class CompiledSteps:
                   steps: int = TRAINING_SHARPNESS_STEPS) -> float:
         """λ_max, the top eigenvalue of the loss's Hessian on (x, y) at the weights now, or at
         `weights` (a weights_now() snapshot, e.g. the initial one), by `steps` Lanczos steps from a
-        seeded start (see StepGraphs._sharpness_graph)."""
+        seeded start (gradviz.training.sharpness_graph, shared by every run of this network)."""
+        from gradviz.training.sharpness_graph import sharpness_graph
+
+        if self._sharpness_graph is None:
+            self._sharpness_graph = sharpness_graph(self.model, self.config)
         trainable, non_trainable = weights or self.weights_now()
-        graph = self.graphs.sharpness_function(self.state, self.model)
-        value, _ = graph(tf.constant(x), tf.constant(y), tf.constant(seed, tf.int32), tf.constant(steps, tf.int32),
-                         trainable, non_trainable)
-        return float(value)
+        return self._sharpness_graph(x, y, seed, steps, trainable, non_trainable)
 
     def trace_evaluation(self) -> None:
         self.graphs.evaluate_function(self.state)
@@ -433,15 +394,12 @@ def step_graphs(model: keras.Model, config: RunConfig) -> StepGraphs:
     return graphs if graphs is not None else GRAPHS.put(key, StepGraphs(model, config))
 
 
-def traced_sharpness_graphs(config: RunConfig) -> StepGraphs | None:
-    """The shared graphs of `config`'s shape if their sharpness graph is traced already, else None."""
-    graphs = GRAPHS.get(graph_key(config))
-    return graphs if graphs is not None and graphs.sharpness_traced else None
-
-
 def clear_step_graphs() -> None:
     """Forget every traced graph: the next run of each shape traces again (the bench's cold runs)."""
+    from gradviz.training.sharpness_graph import SHARPNESS_GRAPHS
+
     GRAPHS.clear()
+    SHARPNESS_GRAPHS.clear()
 
 
 def tower_sizes(config: RunConfig, cores: int | None = None) -> list[int]:

@@ -27,6 +27,7 @@ from gradviz.training.snapshots import ACT_BINS, Snapshots
 from gradviz.training.steplog import DEFAULT_CAPACITY, StepLog
 from gradviz.training.tf_setup import keras, tf
 from gradviz.yourmodel import layers as model_layers
+from gradviz.yourmodel.step_row import dense_for_norm, step_row
 
 STEP_BUFFER = 512  # steps held in the graph between reads into the host's StepLog
 SAMPLE_ROWS = 256  # inputs the per-epoch activation statistics are computed on, at most ...
@@ -175,34 +176,34 @@ class WatchCallback(keras.callbacks.Callback):
                 self.initial = [tf.Variable(tf.zeros(k.shape, k.dtype), trainable=False) for k in self.kernels]
             kernel_index.update({id(k): i for i, k in enumerate(self.kernels)})
         stashed = self._stash.pop("loss", None)  # None: a custom train_step that never called compute_loss
-        loss = tf.constant(np.nan) if stashed is None else tf.cast(stashed, tf.float32)
         x = self._stash.pop("x", None)
-        squares = {id(v): _sum_of_squares(g) for g, v in zip(grads, variables) if g is not None}
-        global_norm = tf.sqrt(tf.add_n(list(squares.values()))) if squares else tf.constant(0.0)
-        finite = tf.math.is_finite(global_norm) & (tf.math.is_finite(loss) if stashed is not None else True)
-        first_bad = ~finite & (self.status[1] < 0)
-        kernels = [None] * len(self.kernels)
-        for g, v in zip(grads, variables):
+        present = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        position = {id(v): i for i, (_, v) in enumerate(present)}
+        handed = [None] * len(self.kernels)
+        for v in variables:
             if id(v) in kernel_index:
-                kernels[kernel_index[id(v)]] = (g, v)
-        norms = [tf.sqrt(squares[id(pair[1])]) if pair and id(pair[1]) in squares else tf.constant(np.nan)
-                 for pair in kernels]
+                handed[kernel_index[id(v)]] = v
         # The kernels before the step, for the ratios: a read held across the update keeps them
         # (TensorFlow copies a variable's buffer on write while a read of it is alive). No tf.cond
         # here: one around the optimizer's update (to skip a bad step), or around copies of the
         # weights at a bad step, cost a 10 x 256 MLP's fit 0.3-1 s (measured).
-        before = [None if pair is None else tf.identity(tf.convert_to_tensor(pair[1])) for pair in kernels]
+        before = [tf.identity(tf.convert_to_tensor(v)) for v in handed if v is not None]
         original(grads, variables)
         # tf.function orders reads and writes of one variable as written: these read the updated weights.
-        ratios = [tf.constant(np.nan) if pair is None else tf.cast(
-            tf.norm(tf.convert_to_tensor(pair[1]) - b) / tf.norm(b), tf.float32) for pair, b in zip(kernels, before)]
-        row = tf.cast(tf.stack([loss, global_norm, tf.cast(finite, tf.float32), *norms, *ratios]), tf.float32)
+        after = [tf.convert_to_tensor(v) for v in handed if v is not None]
+        row = step_row(tf.constant(np.nan) if stashed is None else stashed,
+                       [dense_for_norm(g) for g, _ in present],
+                       tuple(-1 if v is None else position.get(id(v), -1) for v in handed),
+                       tuple(v is not None for v in handed), before, after, loss_known=stashed is not None)
+        first_bad = (row[2] < 0.5) & (self.status[1] < 0)
         taken = self.status[0]
         writes = [self.rows.scatter_nd_update([[taken % STEP_BUFFER]], row[None])]
         if x is not None:
             writes += self._keep_fingerprint(x, first_bad)
         if self.initial is not None:  # a model built in this step: its weights before step 0, kept once
-            writes += [kept.assign(tf.where(taken == 0, b, kept)) for kept, b in zip(self.initial, before)]
+            befores = iter(before)
+            writes += [kept.assign(tf.where(taken == 0, next(befores), kept))
+                       for kept, v in zip(self.initial, handed) if v is not None]
         with tf.control_dependencies(writes):  # a reader that sees the new count sees this step's row
             self.status.assign(tf.stack([taken + 1, tf.where(first_bad, taken, self.status[1])]))
 
@@ -357,14 +358,6 @@ def _accuracy(logs: dict, prefix: str) -> float:
         if prefix + name in logs:
             return float(logs[prefix + name])
     return float("nan")
-
-
-def _sum_of_squares(gradient) -> tf.Tensor:
-    """Σ g² in float32; a sparse gradient (an embedding's IndexedSlices) from its rows, never made dense."""
-    if isinstance(gradient, tf.IndexedSlices):  # rows named twice add up before they are squared
-        unique, position = tf.unique(gradient.indices)
-        gradient = tf.math.unsorted_segment_sum(gradient.values, position, tf.size(unique))
-    return tf.reduce_sum(tf.square(tf.cast(gradient, tf.float32)))
 
 
 def remove_leftovers(model: keras.Model) -> None:
