@@ -172,7 +172,7 @@ def test_a_shared_sharpness_graph_measures_each_runs_own_starting_weights():
 
 def test_trainings_eight_lanczos_steps_agree_with_long_power_iteration_on_a_default_mlp(real_data_or_skip):
     from gradviz.data import PROBE_IMAGES, probe_batch
-    from gradviz.training.steps import TRAINING_SHARPNESS_STEPS, CompiledSteps
+    from gradviz.training.steps import SHARPNESS_STEPS, CompiledSteps
 
     x, y, _ = probe_batch(PROBE_IMAGES)
     # A Ritz value never exceeds the top eigenvalue; with batch norm the top ones cluster and 8
@@ -181,7 +181,7 @@ def test_trainings_eight_lanczos_steps_agree_with_long_power_iteration_on_a_defa
     for config, shortfall in cases:
         oracle = measure_sharpness(config, x, y, iterations=200, tolerance=1e-6).lambda_max
         compiled = CompiledSteps(build_model(config), config, x, y)
-        found = compiled.sharpness(x, y, config.seed, steps=TRAINING_SHARPNESS_STEPS)
+        found = compiled.sharpness(x, y, config.seed, steps=SHARPNESS_STEPS)
         assert (1 - shortfall) * oracle <= found <= oracle * 1.001
 
 
@@ -197,3 +197,27 @@ def test_the_initial_weights_snapshot_does_not_move_when_training_does():
     compiled.chunk(tf.range(64), tf.constant(0), tf.constant(4)).numpy()
     assert all(np.array_equal(b, w.numpy()) for b, w in zip(before, trainable + moving))
     assert not any(np.array_equal(b, v.numpy()) for b, v in zip(before, compiled.state.trainable))
+
+
+def test_a_runs_lambda_at_step_0_is_the_views_number_for_the_same_start(real_data_or_skip, monkeypatch):
+    """After the At-initialization view (the app's probe images) measured a starting point, an SGD
+    run from it takes that number instead of measuring again; without the view the run measures
+    the same value itself (same graph, weights, seed and steps)."""
+    from gradviz.data import PROBE_IMAGES, probe_batch
+    from gradviz.signal import sharpness
+    from gradviz.training import train as training
+
+    data = real_data_or_skip(512)
+    config = RunConfig(depth=2, width=16, optimizer="sgd", learning_rate=0.05, train_size=512, epochs=1, seed=31)
+    sharpness.forget_view_sharpness()
+    measured_alone = training.train(config, data).sharpness
+    x, y, _ = probe_batch(PROBE_IMAGES)
+    view = sharpness.sharpness_for_view(config.replace(learning_rate=0.3), x, y)  # another step: same start
+    calls = []
+    real = training._measured
+    monkeypatch.setattr(training, "_measured", lambda *args: calls.append(args) or real(*args))
+    after_view = training.train(config, data).sharpness
+    assert len(calls) == 1  # only the end of the run was measured
+    assert after_view[0, 1] == view.lambda_max
+    assert measured_alone[0, 1] == pytest.approx(view.lambda_max, rel=1e-5)
+    np.testing.assert_allclose(after_view[1], measured_alone[1], rtol=1e-5)

@@ -132,8 +132,7 @@ def sharpness_for_view(config: RunConfig, x: np.ndarray, y: np.ndarray) -> Sharp
     through the network's traced graph (gradviz.training.sharpness_graph), traced here if no run or
     earlier view traced it: 0.4-0.8 s once per network, about what one eager power iteration costs,
     and after it every starting point of that network, and its SGD runs' λ, cost a graph call."""
-    start = _view_start(config)
-    key = (start.cache_key(), hashlib.sha1(np.ascontiguousarray(x)).hexdigest())
+    start, key = _view_start(config), _view_key(config, x)
     with _VIEW_LOCK:
         found = _VIEW_CACHE.get(key)
         if found is not None:
@@ -145,6 +144,19 @@ def sharpness_for_view(config: RunConfig, x: np.ndarray, y: np.ndarray) -> Sharp
             while len(_VIEW_CACHE) > _VIEW_CACHE_SIZE:
                 _VIEW_CACHE.popitem(last=False)
     return Sharpness(found.lambda_max, config.optimizer, found.batch, found.iterations, found.seconds)
+
+
+def _view_key(config: RunConfig, x: np.ndarray) -> tuple:
+    return _view_start(config).cache_key(), hashlib.sha1(np.ascontiguousarray(x)).hexdigest()
+
+
+def view_lambda(config: RunConfig, x: np.ndarray) -> float | None:
+    """λ the view already measured for `config`'s starting point on images `x`, or None: the same
+    graph, weights, seed and Lanczos steps a run measures at step 0, so the run takes this number
+    (docs/diagnosis.md)."""
+    with _VIEW_LOCK:
+        found = _VIEW_CACHE.get(_view_key(config, x))
+    return None if found is None else found.lambda_max
 
 
 def forget_view_sharpness() -> None:
@@ -162,12 +174,12 @@ def warm_view_sharpness(x: np.ndarray, y: np.ndarray) -> None:
 def _graph_sharpness(start: RunConfig, x: np.ndarray, y: np.ndarray) -> Sharpness:
     """λ of `start`'s model by the traced graph's Lanczos steps (tracing it if it is not yet)."""
     from gradviz.training.sharpness_graph import sharpness_graph
-    from gradviz.training.steps import VIEW_SHARPNESS_STEPS
+    from gradviz.training.steps import SHARPNESS_STEPS
 
     check_memory(start, "probe")
     started = time.perf_counter()
     model = build_model(start)
     weights = [[tf.convert_to_tensor(v) for v in kind] for kind in (model.trainable_variables,
                                                                     model.non_trainable_variables)]
-    value = sharpness_graph(model, start)(x, y, start.seed, VIEW_SHARPNESS_STEPS, *weights)
-    return Sharpness(value, start.optimizer, len(y), VIEW_SHARPNESS_STEPS, time.perf_counter() - started)
+    value = sharpness_graph(model, start)(x, y, start.seed, SHARPNESS_STEPS, *weights)
+    return Sharpness(value, start.optimizer, len(y), SHARPNESS_STEPS, time.perf_counter() - started)

@@ -313,28 +313,32 @@ def _exact_seconds(work) -> float:
 _MEASURES = measures_sharpness
 
 
-def sharpness_share(data: Dataset, first_runs: int = 3, reruns: int = 9) -> dict:
+SHARPNESS_KINDS = ("first_run", "first_run_after_view", "rerun", "rerun_after_view")
+
+
+def sharpness_share(data: Dataset, first_runs: int = 5, reruns: int = 9) -> dict:
     """The sharpness' share of a default SGD MLP's run: the same runs with the measurement on and
     off, alternated (on a busy 2-core machine a run's time drifts by ±15 % over a minute, which
     three runs of one kind after three of the other mistook for the measurement's cost), garbage
-    collected before each. Three kinds, medians: a shape's first run with every graph traced anew
-    (a CLI run, a cluster worker); its first run after the At-initialization view showed it (the
-    Explorer's order: the view traces the network's sharpness graph); reruns (graphs traced)."""
+    collected before each, each from a fresh starting point. Four kinds, medians: a network's first
+    run with every graph traced anew (a CLI run, a cluster worker) and its first run after the
+    At-initialization view showed it (the Explorer's order: the view traces the network's sharpness
+    graph and measures λ at the start, which the run then takes); reruns (graphs traced) without and
+    after the view."""
     from gradviz.signal.sharpness import sharpness_for_view
     from gradviz.training import train as training
 
     sgd, times = RunConfig(optimizer="sgd", learning_rate=0.05), {}
     train(sgd, data)
     try:
-        for k, (kind, runs) in enumerate((("first_run", first_runs), ("first_run_after_view", first_runs),
-                                          ("rerun", reruns))):
-            for i in range(runs):
+        for k, kind in enumerate(SHARPNESS_KINDS):
+            for i in range(first_runs if kind.startswith("first") else reruns):
                 for measured in (False, True) if i % 2 else (True, False):
                     training.measures_sharpness = _MEASURES if measured else (lambda c: False)
                     config = sgd.replace(seed=100 * k + 2 * i + measured + 1)  # a fresh start: no view cached
-                    if kind != "rerun":
+                    if kind.startswith("first"):
                         clear_step_graphs()
-                    if kind == "first_run_after_view":
+                    if kind.endswith("after_view"):
                         sharpness_for_view(config, data.x_val[:64], data.y_val[:64])
                     gc.collect()
                     seconds = train(config, data).seconds
@@ -342,7 +346,7 @@ def sharpness_share(data: Dataset, first_runs: int = 3, reruns: int = 9) -> dict
     finally:
         training.measures_sharpness = _MEASURES
     row = {name: round(statistics.median(values), 3) for name, values in times.items()}
-    for kind in ("first_run", "first_run_after_view", "rerun"):
+    for kind in SHARPNESS_KINDS:
         share, spread = paired_share(times[f"{kind}_seconds_with"], times[f"{kind}_seconds_without"])
         row[f"share_of_a_{kind}"], row[f"share_of_a_{kind}_range"] = share, spread
     return row

@@ -33,10 +33,11 @@ VALUE_FIELDS = ("learning_rate", "seed", "epochs", "train_size", "initializer", 
 PIXELS = tf.TensorSpec([None, 28, 28], tf.float32)
 LABELS = INDICES = tf.TensorSpec([None], tf.int32)
 SCALAR = tf.TensorSpec([], tf.int32)
-# Lanczos steps in the traced sharpness, one Hessian-vector product each. Training takes 8 (its
-# cost within 10 % of a short run; on default MLPs within 0.4 % of 200 power iterations, -7 % on
-# a 10 x 256 sigmoid MLP whose top eigenvalues cluster); the init view, one call, takes 12.
-TRAINING_SHARPNESS_STEPS, VIEW_SHARPNESS_STEPS = 8, 12
+# Lanczos steps in the traced sharpness, one Hessian-vector product each: 8 (on default MLPs within
+# 0.4 % of 200 power iterations, -7 % on a 10 x 256 sigmoid MLP whose top eigenvalues cluster).
+# The init view and training take the same number, so a run's λ at step 0 is the number the view
+# measured for the same starting point, reused rather than measured twice.
+SHARPNESS_STEPS = 8
 
 
 class UnreachedWeights(RuntimeError):
@@ -339,7 +340,7 @@ class CompiledSteps:
         return [v.read_value() for v in self.state.trainable], [v.read_value() for v in self.state.non_trainable]
 
     def sharpness(self, x: np.ndarray, y: np.ndarray, seed: int, weights: tuple | None = None,
-                  steps: int = TRAINING_SHARPNESS_STEPS) -> float:
+                  steps: int = SHARPNESS_STEPS) -> float:
         """λ_max, the top eigenvalue of the loss's Hessian on (x, y) at the weights now, or at
         `weights` (a weights_now() snapshot, e.g. the initial one), by `steps` Lanczos steps from a
         seeded start (gradviz.training.sharpness_graph, shared by every run of this network)."""

@@ -179,18 +179,27 @@ def train(
         measure = _sharpness_meter(compiled, rec, data) if measures_sharpness(config) else None
         if measure is not None:
             rec.sharpness_pool = ThreadPoolExecutor(1, thread_name_prefix="gradviz-sharpness")
-            rec.initial_sharpness = _initial_sharpness(compiled, data, config.seed, rec.sharpness_pool)
+            rec.initial_sharpness = _initial_sharpness(compiled, data, config, rec.sharpness_pool)
         return _train_epochs(config, data, model, compiled, rec, on_progress, should_stop, measure)
     finally:
         rec.close()
 
 
-def _initial_sharpness(compiled: CompiledSteps, data: Dataset, seed: int, pool: ThreadPoolExecutor):
-    """λ at step 0, on a snapshot of the initial weights, on `pool`'s thread: its first measurement of a
-    shape traces the Hessian-vector graph (~0.5 s for a 6 x 128 MLP), single-threaded Python that
-    would otherwise stop the training, which meanwhile runs in TensorFlow's own threads."""
+def _initial_sharpness(compiled: CompiledSteps, data: Dataset, config: RunConfig, pool: ThreadPoolExecutor):
+    """λ at step 0: the At-initialization view's number where it measured this starting point on
+    these images (the same computation, gradviz.signal.sharpness.view_lambda), else measured on a
+    snapshot of the initial weights on `pool`'s thread: a network's first measurement traces its
+    graph (~0.5 s for a 6 x 128 MLP), single-threaded Python that would otherwise stop the
+    training, which meanwhile runs in TensorFlow's own threads."""
+    from gradviz.signal.sharpness import view_lambda
+
     x, y = data.x_val[:SHARPNESS_IMAGES], data.y_val[:SHARPNESS_IMAGES]
-    return pool.submit(_measured, compiled, x, y, seed, compiled.weights_now())
+    known = view_lambda(config, x)
+    if known is not None and math.isfinite(known):
+        future: Future = Future()
+        future.set_result(known)
+        return future
+    return pool.submit(_measured, compiled, x, y, config.seed, compiled.weights_now())
 
 
 def measures_sharpness(config: RunConfig) -> bool:
