@@ -120,10 +120,11 @@ SHARED_RUNS = [SHARED_VIEW.replace(optimizer="momentum", clipnorm=1.0, batch_siz
 
 
 def traced_by_the_view(data):
-    from gradviz.signal.sharpness import sharpness_for_view
+    from gradviz.signal.sharpness import forget_view_sharpness, sharpness_for_view
     from gradviz.training.steps import clear_step_graphs
 
     clear_step_graphs()
+    forget_view_sharpness()  # else an earlier test's number for this start is reused and nothing traces
     sharpness_for_view(SHARED_VIEW, data.x_val, data.y_val)
 
 
@@ -151,6 +152,23 @@ def test_a_sharpness_graph_larger_than_its_budget_is_not_kept_but_a_run_traces_i
     graph = compiled._sharpness_graph
     assert compiled.sharpness(data.x_val, data.y_val, seed=0) == first and compiled._sharpness_graph is graph
     assert graph.traced and not sharpness_traced(run) and SHARPNESS_GRAPHS.values_by_recency() == []
+
+
+def test_the_view_measures_eagerly_where_the_graph_could_not_be_kept_and_a_run_measures_its_own(monkeypatch):
+    from gradviz.serving.lru import cache_sizes
+    from gradviz.signal import sharpness
+    from gradviz.training.sharpness_graph import sharpness_traced
+
+    data = make_dataset(n_train=16, n_val=16)
+    traced_by_the_view(data)
+    assert cache_sizes()["sharpness graphs"] > 0  # the server log's line counts them
+    monkeypatch.setenv("GRADVIZ_CACHE_MB", "1")
+    bigger = SHARED_VIEW.replace(width=12, seed=41)
+    found = sharpness.sharpness_for_view(bigger, data.x_val, data.y_val)
+    assert not found.by_graph and not sharpness_traced(bigger)
+    assert sharpness.view_lambda(bigger, data.x_val, data.y_val) is None  # not the run's computation
+    oracle = measure_sharpness(bigger, data.x_val, data.y_val, iterations=80, tolerance=1e-7)
+    assert found.lambda_max == pytest.approx(oracle.lambda_max, rel=0.05)
 
 
 def test_a_shared_sharpness_graph_measures_each_runs_own_starting_weights():

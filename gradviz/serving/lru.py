@@ -1,6 +1,7 @@
-"""Bounded LRU caches that share one memory budget: every cache in the process (results, traced
+"""Bounded LRU caches that share a memory budget: every cache in the process (results, traced
 graphs, initial draws, probes, sweep traces) counts its entries' bytes against GRADVIZ_CACHE_MB,
-and past it the entry used least recently, in whichever cache, is dropped.
+and past it the entry used least recently, in whichever cache, is dropped. (The sharpness graphs
+count against a budget of their own: gradviz.training.sharpness_graph.)
 
 The rule: an entry's size is given by its cache's `sizeof` when it is put; an entry larger than
 the whole budget is not kept (it is returned to the caller, never stored); a get or a put makes
@@ -10,6 +11,7 @@ the entry the most recently used. Thread-safe: one lock for the budget and every
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Callable, Generic, Hashable, Iterator, TypeVar
 
@@ -18,10 +20,14 @@ from gradviz.serving.settings import cache_budget_mb
 V = TypeVar("V")
 
 
+_BUDGETS: "weakref.WeakSet[CacheBudget]" = weakref.WeakSet()  # every budget alive, for cache_sizes
+
+
 class CacheBudget:
     """The bytes every registered cache holds, and their entries in least-recently-used order."""
 
     def __init__(self, budget_bytes: int | None = None):
+        _BUDGETS.add(self)
         self._fixed = budget_bytes
         self.lock = threading.RLock()
         self._order: OrderedDict[tuple[int, Hashable], int] = OrderedDict()  # (cache id, key) -> bytes
@@ -70,6 +76,15 @@ class CacheBudget:
 
 
 BUDGET = CacheBudget()
+
+
+def cache_sizes() -> dict[str, int]:
+    """Bytes held per cache name, across every budget (the shared one, and the sharpness graphs')."""
+    out: dict[str, int] = {}
+    for budget in list(_BUDGETS):
+        for name, size in budget.sizes().items():
+            out[name] = out.get(name, 0) + size
+    return out
 
 
 class BoundedLRU(Generic[V]):

@@ -11,7 +11,7 @@ LOG = logging.getLogger("gradviz")
 
 MAX_EXAMPLES_ENV, DEFAULT_MAX_EXAMPLES = "GRADVIZ_MAX_EXAMPLES", 300_000  # epochs x images per training
 MAX_MEMORY_ENV, DEFAULT_MAX_MEMORY_MB = "GRADVIZ_MAX_MEMORY_MB", 800  # estimated peak per training or probe
-CACHE_MB_ENV, DEFAULT_CACHE_MB = "GRADVIZ_CACHE_MB", 320  # all of the process's caches together
+CACHE_MB_ENV, DEFAULT_CACHE_MB = "GRADVIZ_CACHE_MB", 320  # the caches together (sharpness graphs: half again)
 MAX_QUEUE_ENV, DEFAULT_MAX_QUEUE = "GRADVIZ_MAX_QUEUE", 40  # trainings waiting behind the running one
 _warned: set[tuple[str, str]] = set()
 
@@ -40,7 +40,8 @@ def max_memory_mb() -> int:
 
 
 def cache_budget_mb() -> int:
-    """GRADVIZ_CACHE_MB: what every cache of the process may hold together (0 turns them off)."""
+    """GRADVIZ_CACHE_MB: what the process's caches may hold together (0 turns them off); the
+    sharpness graphs have half as much again, on their own (gradviz.training.sharpness_graph)."""
     return whole_number(CACHE_MB_ENV, DEFAULT_CACHE_MB)
 
 

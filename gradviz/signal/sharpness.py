@@ -5,8 +5,9 @@ trainable weight, is found by power iteration with Hessian-vector products (doub
 backpropagation; the Hessian itself is never formed) on the fixed probe batch, for the model a run
 starts from. Power iteration finds the eigenvalue largest in size; when that one is negative (batch
 norm's loss surface can curve down more than up at the start), a second pass on H - λ₋I finds the
-top one. The bound it gives a learning rate is gradviz.signal.step_bound's. Training measures the
-same λ in its compiled graph (gradviz.training.sharpness_graph).
+top one. The bound it gives a learning rate is gradviz.signal.step_bound's. Training, and the
+At-initialization view where the network's graph can be kept, measure λ instead by Lanczos steps
+in a traced graph (gradviz.training.sharpness_graph): the top Ritz value, from below.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Sharpness:
     batch: int
     iterations: int
     seconds: float
+    by_graph: bool = False  # measured through the network's traced graph (a run's step-0 computation)
 
     @property
     def stable_lr(self) -> float | None:
@@ -113,6 +115,7 @@ def _normalised(vector: list[tf.Tensor]) -> list[tf.Tensor]:
     return [v / norm for v in vector]
 
 
+QUICK_TOLERANCE, QUICK_ITERATIONS = 1e-2, 15  # the view's eager measurement: a line of text, not a fit
 _VIEW_CACHE: OrderedDict = OrderedDict()  # (starting point, images' digest) -> Sharpness; numbers only
 _VIEW_CACHE_SIZE = 256
 _VIEW_LOCK = threading.Lock()
@@ -130,33 +133,53 @@ def sharpness_for_view(config: RunConfig, x: np.ndarray, y: np.ndarray) -> Sharp
     """λ for the At-initialization view, cached per starting point: λ depends on the model and its
     initial weights, not on the optimizer or the learning rate, so moving those reuses it. Measured
     through the network's traced graph (gradviz.training.sharpness_graph), traced here if no run or
-    earlier view traced it: 0.4-0.8 s once per network, about what one eager power iteration costs,
-    and after it every starting point of that network, and its SGD runs' λ, cost a graph call."""
-    start, key = _view_start(config), _view_key(config, x)
+    earlier view traced it: 0.4-1 s once per network, about what one eager power iteration costs,
+    and after it every starting point of that network, and its SGD runs' λ, cost a graph call.
+    Where the graph could not be kept (graph_kept), eagerly."""
+    start, key = _view_start(config), _view_key(config, x, y)
     with _VIEW_LOCK:
         found = _VIEW_CACHE.get(key)
         if found is not None:
             _VIEW_CACHE.move_to_end(key)
     if found is None:
-        found = _graph_sharpness(start, x, y)
+        found = _graph_sharpness(start, x, y) if graph_kept(start) else \
+            measure_sharpness(start, x, y, QUICK_ITERATIONS, QUICK_TOLERANCE)
         with _VIEW_LOCK:
             _VIEW_CACHE[key] = found
             while len(_VIEW_CACHE) > _VIEW_CACHE_SIZE:
                 _VIEW_CACHE.popitem(last=False)
-    return Sharpness(found.lambda_max, config.optimizer, found.batch, found.iterations, found.seconds)
+    return Sharpness(found.lambda_max, config.optimizer, found.batch, found.iterations, found.seconds, found.by_graph)
 
 
-def _view_key(config: RunConfig, x: np.ndarray) -> tuple:
-    return _view_start(config).cache_key(), hashlib.sha1(np.ascontiguousarray(x)).hexdigest()
+def graph_kept(config: RunConfig) -> bool:
+    """The view measures through the network's graph where the graph can be kept; a larger one
+    (past ~1.2 M parameters with the default cache) would be traced anew for every starting point,
+    so it is measured eagerly there, as `probe` does."""
+    from gradviz.training.sharpness_graph import kept
+
+    return kept(config)
 
 
-def view_lambda(config: RunConfig, x: np.ndarray) -> float | None:
-    """λ the view already measured for `config`'s starting point on images `x`, or None: the same
-    graph, weights, seed and Lanczos steps a run measures at step 0, so the run takes this number
-    (docs/diagnosis.md)."""
+def view_trace_mb(config: RunConfig) -> float:
+    """Memory the view's measurement adds to the probe's own where it traces the network's graph."""
+    from gradviz.training.sharpness_graph import sharpness_graph_bytes, sharpness_traced
+
+    return 0.0 if sharpness_traced(config) or not graph_kept(config) else sharpness_graph_bytes(config) / 2**20
+
+
+def _view_key(config: RunConfig, x: np.ndarray, y: np.ndarray) -> tuple:
+    digest = hashlib.sha1(np.ascontiguousarray(x))
+    digest.update(np.ascontiguousarray(y).astype(np.int64))
+    return _view_start(config).cache_key(), digest.hexdigest()
+
+
+def view_lambda(config: RunConfig, x: np.ndarray, y: np.ndarray) -> float | None:
+    """λ the view already measured through the graph for `config`'s starting point on (x, y), or
+    None: the same graph, weights, seed and Lanczos steps a run measures at step 0, so the run
+    takes this number (docs/diagnosis.md)."""
     with _VIEW_LOCK:
-        found = _VIEW_CACHE.get(_view_key(config, x))
-    return None if found is None else found.lambda_max
+        found = _VIEW_CACHE.get(_view_key(config, x, y))
+    return found.lambda_max if found is not None and found.by_graph else None
 
 
 def forget_view_sharpness() -> None:
@@ -182,4 +205,4 @@ def _graph_sharpness(start: RunConfig, x: np.ndarray, y: np.ndarray) -> Sharpnes
     weights = [[tf.convert_to_tensor(v) for v in kind] for kind in (model.trainable_variables,
                                                                     model.non_trainable_variables)]
     value = sharpness_graph(model, start)(x, y, start.seed, SHARPNESS_STEPS, *weights)
-    return Sharpness(value, start.optimizer, len(y), SHARPNESS_STEPS, time.perf_counter() - started)
+    return Sharpness(value, start.optimizer, len(y), SHARPNESS_STEPS, time.perf_counter() - started, by_graph=True)

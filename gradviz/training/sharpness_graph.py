@@ -38,9 +38,15 @@ def model_key(config: RunConfig) -> RunConfig:
 
 
 def sharpness_graph_bytes(config: RunConfig) -> int:
-    """What keeping one shape's sharpness graph costs a process: +27 MB of RSS kept for a 6 x 128 MLP
-    (183 k parameters), +187 MB for a 20 x 256 one (1.26 M): ~150 bytes a parameter."""
-    return int(8 * MB + 150 * parameter_count(config))
+    """What keeping one network's sharpness graph costs a process: +27 MB of RSS kept for a 6 x 128
+    MLP (184 k parameters), +187 MB for a 20 x 256 one (1.45 M): ~4 MB + 126 bytes a parameter."""
+    return int(4 * MB + 126 * parameter_count(config))
+
+
+def kept(config: RunConfig) -> bool:
+    """Whether `config`'s network's graph fits its budget (with the default 320 MB cache, up to
+    ~1.2 M parameters: a 17 x 256 MLP); a larger one is traced for one run and dropped."""
+    return sharpness_graph_bytes(config) <= SHARPNESS_GRAPHS.budget.budget_bytes
 
 
 class SharpnessGraph:
@@ -55,22 +61,32 @@ class SharpnessGraph:
     def traced(self) -> bool:
         return self._concrete is not None
 
+    @property
+    def failed(self) -> bool:
+        """Its trace raised: it has neither a graph nor a model to trace one from."""
+        return self._concrete is None and self._template is None
+
     def __call__(self, x, y, seed: int, steps: int, trainable: list, non_trainable: list) -> float:
         """The top Ritz value after `steps` Lanczos steps at the weights given (tensors, in the
         order of the model's trainable and non-trainable variables)."""
         with self._lock:
             if self._concrete is None:
                 template = [self._template]  # emptied once traced, so the cached graph does not keep the model
-                self._concrete = tf.function(lambda *args: _top_eigenvalue(template[0], *args),
-                                             autograph=False).get_concrete_function(
-                    PIXELS, LABELS, SCALAR, SCALAR, [tf.TensorSpec(v.shape, v.dtype) for v in trainable],
-                    [tf.TensorSpec(v.shape, v.dtype) for v in non_trainable])
-                template.clear()
-                self._template = None
+                try:
+                    self._concrete = tf.function(lambda *args: _top_eigenvalue(template[0], *args),
+                                                 autograph=False).get_concrete_function(
+                        PIXELS, LABELS, SCALAR, SCALAR, [tf.TensorSpec(v.shape, v.dtype) for v in trainable],
+                        [tf.TensorSpec(v.shape, v.dtype) for v in non_trainable])
+                finally:  # a failed trace keeps no model either (sharpness_graph gives the next caller a new entry)
+                    template.clear()
+                    self._template = None
             concrete = self._concrete
         value, _ = concrete(tf.constant(x), tf.constant(y), tf.constant(seed, tf.int32), tf.constant(steps, tf.int32),
                             list(trainable), list(non_trainable))
         return float(value)
+
+
+_PUT_LOCK = threading.Lock()
 
 
 class _HalfTheCacheBudget(CacheBudget):
@@ -88,9 +104,10 @@ def sharpness_graph(model: keras.Model, config: RunConfig) -> SharpnessGraph:
     template when there is none yet. One larger than the budget is returned but not kept: a run
     holds on to the one it got (CompiledSteps), so it traces it at most once."""
     key = model_key(config)
-    found = SHARPNESS_GRAPHS.get(key)
-    if found is None:
-        found = SHARPNESS_GRAPHS.put(key, SharpnessGraph(model, sharpness_graph_bytes(config)))
+    with _PUT_LOCK:  # two sessions meeting a new network at once trace one graph, not two
+        found = SHARPNESS_GRAPHS.get(key)
+        if found is None or found.failed:
+            found = SHARPNESS_GRAPHS.put(key, SharpnessGraph(model, sharpness_graph_bytes(config)))
     return found
 
 

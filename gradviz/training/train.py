@@ -194,7 +194,7 @@ def _initial_sharpness(compiled: CompiledSteps, data: Dataset, config: RunConfig
     from gradviz.signal.sharpness import view_lambda
 
     x, y = data.x_val[:SHARPNESS_IMAGES], data.y_val[:SHARPNESS_IMAGES]
-    known = view_lambda(config, x)
+    known = view_lambda(config, x, y)
     if known is not None and math.isfinite(known):
         future: Future = Future()
         future.set_result(known)

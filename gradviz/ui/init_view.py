@@ -22,7 +22,7 @@ from gradviz.ui import warmup
 from gradviz.ui.limits import failure_message, memory_refusal, show_memory_refusal
 
 LOG = logging.getLogger("gradviz")
-VIEW_SHARPNESS_PARAMS = 1_500_000  # up to a 20 x 256 MLP (~1.1 s); past it the view does not measure λ
+VIEW_SHARPNESS_PARAMS = 1_500_000  # up to a 20 x 256 MLP (~1 s eagerly); past it the view does not measure λ
 LIMITS = ("Where the theory stops: it describes infinitely wide layers (at width {width}, expect deviations of "
           "order 1/√{width}), one example's gradient (a batch's averaged gradient can sit below it), and the "
           "random start only (training moves the weights away from it).")
@@ -74,10 +74,10 @@ def _step_law(config: RunConfig, x, y) -> None:
         st.caption(f"**The step:** the loss's sharpness is not measured here for a network of "
                    f"{cost.parameter_count(config):,} parameters; `python -m gradviz probe` measures it.")
         return
-    from gradviz.signal.sharpness import sharpness_for_view
+    from gradviz.signal.sharpness import sharpness_for_view, view_trace_mb
 
     try:
-        with COORDINATOR.memory.reserve(cost.probe(config).mb):
+        with COORDINATOR.memory.reserve(cost.probe(config).mb + view_trace_mb(config)):
             found = sharpness_for_view(config, x, y)
     except Exception:  # noqa: BLE001 - a line of text: without it the view is still whole
         LOG.exception("sharpness failed for %s", config)

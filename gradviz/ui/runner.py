@@ -19,7 +19,7 @@ from gradviz.result import RunResult
 from gradviz.serving import cluster, cost
 from gradviz.serving.gate import QueueFull, Superseded, work_capacity_mb
 from gradviz.serving.limits import MemoryLimit
-from gradviz.serving.lru import BUDGET
+from gradviz.serving.lru import cache_sizes
 from gradviz.serving.malloc import limit_malloc_arenas, release_free_memory
 from gradviz.serving.results import COORDINATOR
 from gradviz.serving.settings import cache_budget_mb
@@ -261,4 +261,4 @@ def _train_for_session(config: RunConfig, dataset, live: LiveView, local_guard=n
         LOG.info("training %s %s after %d steps, %.1f s (%s)", tag, outcome, steps, time.monotonic() - started, where)
         release_free_memory()  # what this training freed goes back to the OS before the next one starts
         LOG.info("caches hold %s of %d MB", ", ".join(f"{name} {size / 2**20:.0f} MB" for name, size in
-                                                       BUDGET.sizes().items()) or "nothing", cache_budget_mb())
+                                                       cache_sizes().items()) or "nothing", cache_budget_mb())

@@ -32,13 +32,13 @@ def _load() -> None:
 
 
 def _warm_sharpness() -> None:
-    """The default view's λ line then costs one graph call (~20 ms), not an eager measurement (~0.3 s)."""
+    """The default view's λ line then costs one graph call (~20-40 ms), not the graph's trace (~0.4 s)."""
     try:
         from gradviz.data import PROBE_IMAGES, probe_batch
         from gradviz.signal.sharpness import warm_view_sharpness
 
         warm_view_sharpness(*probe_batch(PROBE_IMAGES)[:2])
-    except Exception:  # noqa: BLE001 - a head start only: without it the line is measured eagerly
+    except Exception:  # noqa: BLE001 - a head start only: without it the first view traces it
         LOG.warning("the sharpness graph was not traced ahead", exc_info=True)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from gradviz.data import Dataset
 from gradviz.training.bench import paired_share
 from gradviz.training.tf_setup import keras
+from gradviz.yourmodel.step_row import forget_row_graphs
 from gradviz.yourmodel.watch import watch
 
 BATCH, EPOCHS = 128, 3
@@ -33,9 +34,11 @@ MODELS = {"10 x 256 MLP (ReLU, Adam)": _mlp, "small CNN (2 conv layers, Adam)": 
 
 
 def _fit_seconds(build, data: Dataset, watched: bool) -> float:
-    """One fit from the same initial weights (seeded), tracing included, as a user's fit would be.
-    The garbage earlier fits left (traced graphs hold reference cycles) is collected first: left in,
+    """One fit from the same initial weights (seeded), tracing included, as a user's first fit of a
+    model would be (the watch's row graph, otherwise kept per shape, is traced anew each time). The
+    garbage earlier fits left (traced graphs hold reference cycles) is collected first: left in,
     its collection lands inside whichever fit comes next, and moved a fit's first step by ±0.3 s."""
+    forget_row_graphs()
     gc.collect()
     keras.utils.set_random_seed(0)
     model = build()

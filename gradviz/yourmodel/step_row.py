@@ -41,6 +41,12 @@ def step_row(loss, gradients: list, kernel_slots: tuple[int, ...], moved: tuple[
     return function(tf.cast(loss, tf.float32), list(gradients), list(before), list(after))
 
 
+def forget_row_graphs() -> None:
+    """Drop every traced row function (the bench's first fits)."""
+    with _LOCK:
+        _GRAPHS.clear()
+
+
 def dense_for_norm(gradient):
     """A gradient whose sum of squares is the norm's: an IndexedSlices' rows named twice added
     up first (they add in the update), never made dense."""
