@@ -260,5 +260,6 @@ def _train_for_session(config: RunConfig, dataset, live: LiveView, local_guard=n
         where = result.meta.get("where", "in-process") if result is not None else "in-process"
         LOG.info("training %s %s after %d steps, %.1f s (%s)", tag, outcome, steps, time.monotonic() - started, where)
         release_free_memory()  # what this training freed goes back to the OS before the next one starts
-        LOG.info("caches hold %s of %d MB", ", ".join(f"{name} {size / 2**20:.0f} MB" for name, size in
-                                                       cache_sizes().items()) or "nothing", cache_budget_mb())
+        LOG.info("caches hold %s (budgets: %d MB shared, %d MB for sharpness graphs)",
+                 ", ".join(f"{name} {size / 2**20:.0f} MB" for name, size in cache_sizes().items()) or "nothing",
+                 cache_budget_mb(), cache_budget_mb() // 2)
