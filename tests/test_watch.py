@@ -197,3 +197,58 @@ def test_a_fit_that_never_ended_leaves_nothing_behind_for_the_next(mnist):
     assert "compute_loss" not in vars(model) and model.train_function is None
     model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[callback])
     assert callback.result.steps_done == len(y) // BATCH and np.isfinite(callback.result.grad_norm).all()
+
+
+def test_a_step_record_equals_numpy_on_its_tensors_and_keeps_the_bad_batchs_rows_once():
+    """The record's graph against numpy: norms, global norm, ratios, NaN for a kernel with no
+    gradient or not handed to the optimizer; the status counts steps and keeps the first bad one;
+    the fingerprint is the first bad batch's row sums and sums of squares, and is not replaced later."""
+    from gradviz.yourmodel.step_record import FINGERPRINT_ROWS, Layout, step_record
+
+    rng = np.random.default_rng(3)
+    grads = [rng.normal(size=s).astype(np.float32) for s in [(5, 4), (4,), (4, 3), (3,)]]
+    before = [rng.normal(size=(5, 4)).astype(np.float32), rng.normal(size=(6, 2)).astype(np.float32)]
+    after = [b + rng.normal(scale=0.1, size=b.shape).astype(np.float32) for b in before]
+    # three kernels: the first and third have gradients (slots 0, 2), the second has none; the third
+    # was not handed to the optimizer (no before/after: its ratio is NaN)
+    layout = Layout(kernel_slots=(0, -1, 2), moved=(True, True, False), loss_known=True, fingerprinted=True)
+    x = rng.normal(size=(7, 2, 3)).astype(np.float32)
+
+    def record(loss, status, fingerprint):
+        out = step_record(layout, tf.constant(loss), [tf.constant(g) for g in grads], [tf.constant(b) for b in before],
+                          [tf.constant(a) for a in after], tf.constant(status, tf.int64), tf.constant(x),
+                          tf.constant(fingerprint))
+        return [np.asarray(t) for t in out]
+
+    slot, row, status, fingerprint = record(1.5, [513, -1, 0], np.zeros((FINGERPRINT_ROWS, 2), np.float32))
+    ratios = [np.linalg.norm(a - b) / np.linalg.norm(b) for b, a in zip(before, after)]
+    expected = [1.5, np.sqrt(sum(np.sum(g.astype(np.float64) ** 2) for g in grads)), 1.0,
+                np.linalg.norm(grads[0]), np.nan, np.linalg.norm(grads[2]), *ratios, np.nan]
+    np.testing.assert_allclose(row[0], expected, rtol=1e-6)
+    assert slot.tolist() == [[513 % 512]] and status.tolist() == [514, -1, 0] and not fingerprint.any()
+
+    _, row, status, fingerprint = record(np.nan, [514, -1, 0], fingerprint)  # the first bad step
+    flat = x.reshape(7, -1).astype(np.float64)
+    assert row[0, 2] == 0.0 and status.tolist() == [515, 514, 7]
+    np.testing.assert_allclose(fingerprint[:7], np.stack([flat.sum(1), (flat ** 2).sum(1)], 1), rtol=1e-5)
+    assert not fingerprint[7:].any()
+
+    x = x + 1  # a later bad step with other rows: the first one's are kept
+    _, _, status, later = record(np.inf, [515, 514, 7], fingerprint)
+    assert status.tolist() == [516, 514, 7]
+    np.testing.assert_array_equal(later, fingerprint)
+
+
+def test_the_watch_bench_times_plain_and_watched_fits_of_both_models(real_data_or_skip):
+    from gradviz.yourmodel import bench
+
+    data = real_data_or_skip(1000)
+    report = bench.run_watch_bench(data, repeats=1)
+    assert set(report["models"]) == set(bench.MODELS) and report["repeats"] == 1
+    for row in report["models"].values():
+        assert row["fit_seconds"] > 0 and row["fit_with_watch_seconds"] > 0
+        assert row["steps"] == -(-len(data.y_train) // bench.BATCH) * bench.EPOCHS
+        for share in ("overhead", "cpu_overhead"):
+            low, high = row[share + "_range"]
+            assert low <= row[share] <= high  # the median pair lies within the pairs' range
+        assert row["cpu_seconds"] > 0 and row["cpu_with_watch_seconds"] > 0

@@ -7,16 +7,18 @@ loss wrapper hands the batch's loss and inputs on; the apply wrapper, traced int
 step, computes each kernel's gradient norm, the global norm, and each kernel's update/weight ratio
 ||W_after - W_before|| / ||W_before|| from the very tensors Keras passes to `apply` (before the
 optimizer's own clipping), and writes one row per step into a ring of STEP_BUFFER rows in a
-variable: no extra pass over the data, one small read per batch. At the first step whose loss or
-gradients are not finite, training stops, and the model is put back to its weights at the end of
-the last whole epoch (before training, for a NaN in the first), not the NaN the bad step left
-(the optimizer's own state is not put back). Per epoch (and before the
+variable (gradviz.yourmodel.step_record): no extra pass over the data, and a small read when the
+ring is half full, at an epoch's end, or when Keras' running loss stops being finite. At the
+first step whose loss or gradients are not finite, training stops, and the model is put back to
+its weights at the end of the last whole epoch (before training, for a NaN in the first), not the
+NaN the bad step left (the optimizer's own state is not put back). Per epoch (and before the
 first step): weight histograms, and, given inputs `x`, activation statistics on their first
 SAMPLE_ROWS rows (fewer for wide conv maps: SAMPLE_VALUES).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -27,13 +29,10 @@ from gradviz.training.snapshots import ACT_BINS, Snapshots
 from gradviz.training.steplog import DEFAULT_CAPACITY, StepLog
 from gradviz.training.tf_setup import keras, tf
 from gradviz.yourmodel import layers as model_layers
-from gradviz.yourmodel.step_row import dense_for_norm, step_row
+from gradviz.yourmodel.step_record import FINGERPRINT_ROWS, FIXED, STEP_BUFFER, Layout, dense_for_norm, step_record
 
-STEP_BUFFER = 512  # steps held in the graph between reads into the host's StepLog
 SAMPLE_ROWS = 256  # inputs the per-epoch activation statistics are computed on, at most ...
 SAMPLE_VALUES = 200_000  # ... and fewer where a layer's outputs would exceed this many values (conv maps)
-FINGERPRINT_ROWS = 4096  # a NaN batch's rows remembered (by each row's sum and sum of squares)
-FIXED = ("loss", "global_norm", "finite")  # a step row: these, then each kernel's norm, then each ratio
 
 
 def watch(model: keras.Model, x=None, layers: list[str] | None = None) -> WatchCallback:
@@ -81,9 +80,8 @@ class WatchCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         model = self.watched
-        self.status = tf.Variable([0, -1], dtype=tf.int64, trainable=False)  # steps taken, first bad step
+        self.status = tf.Variable([0, -1, 0], dtype=tf.int64, trainable=False)  # as step_record.STATUS
         self.fingerprint = tf.Variable(tf.zeros([FINGERPRINT_ROWS, 2]), trainable=False)
-        self.fingerprint_rows = tf.Variable(0, dtype=tf.int32, trainable=False)
         self.read, self.epoch_starts, self.snapshots = 0, [], []
         self.started, self.ready, self.initial = time.perf_counter(), False, None
         self.kept_weights = model.get_weights() if model.weights else None  # put back after a NaN
@@ -113,8 +111,19 @@ class WatchCallback(keras.callbacks.Callback):
         self.epoch_starts.append(int(self.status.numpy()[0]))
 
     def on_train_batch_end(self, batch, logs=None):
+        # Keras' running loss in `logs` turns NaN or Inf at a bad step (in the forward pass, or the
+        # step after a bad gradient): the graph's status is read then, when the ring needs draining,
+        # or every batch where `logs` has no loss. A read every batch held the interpreter ~0.3 ms.
+        loss = (logs or {}).get("loss")
+        taken = (self.epoch_starts[-1] if self.epoch_starts else 0) + batch + 1  # steps run, as Keras counts them
+        if isinstance(loss, float) and math.isfinite(loss) and taken - self.read < STEP_BUFFER // 2:
+            return
+        self._check()
+
+    def _check(self) -> None:
+        """Drain the ring when it is half full, and stop at a first bad step."""
         with self._lock:
-            taken, bad = (int(v) for v in self.status.numpy())
+            taken, bad, _ = (int(v) for v in self.status.numpy())
             if taken - self.read >= STEP_BUFFER // 2 or bad >= 0:
                 self._drain(taken)
             if bad >= 0 and self.nan is None:
@@ -122,6 +131,7 @@ class WatchCallback(keras.callbacks.Callback):
                 self.watched.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
+        self._check()  # a bad gradient in the epoch's last step has not shown in its loss yet
         with self._lock:
             self._drain(int(self.status.numpy()[0]))
         if not self.snapshots and self.initial is not None:
@@ -187,34 +197,25 @@ class WatchCallback(keras.callbacks.Callback):
         # (TensorFlow copies a variable's buffer on write while a read of it is alive). No tf.cond
         # here: one around the optimizer's update (to skip a bad step), or around copies of the
         # weights at a bad step, cost a 10 x 256 MLP's fit 0.3-1 s (measured).
-        before = [tf.identity(tf.convert_to_tensor(v)) for v in handed if v is not None]
+        before = [tf.convert_to_tensor(v) for v in handed if v is not None]
         original(grads, variables)
         # tf.function orders reads and writes of one variable as written: these read the updated weights.
         after = [tf.convert_to_tensor(v) for v in handed if v is not None]
-        row = step_row(tf.constant(np.nan) if stashed is None else stashed,
-                       [dense_for_norm(g) for g, _ in present],
-                       tuple(-1 if v is None else position.get(id(v), -1) for v in handed),
-                       tuple(v is not None for v in handed), before, after, loss_known=stashed is not None)
-        first_bad = (row[2] < 0.5) & (self.status[1] < 0)
-        taken = self.status[0]
-        writes = [self.rows.scatter_nd_update([[taken % STEP_BUFFER]], row[None])]
-        if x is not None:
-            writes += self._keep_fingerprint(x, first_bad)
+        layout = Layout(tuple(-1 if v is None else position.get(id(v), -1) for v in handed),
+                        tuple(v is not None for v in handed), stashed is not None, x is not None)
+        status = tf.convert_to_tensor(self.status)
+        fingerprinting = (tf.nest.flatten(x)[0], tf.convert_to_tensor(self.fingerprint)) if x is not None else ()
+        record = step_record(layout, tf.constant(np.nan) if stashed is None else stashed,
+                             [dense_for_norm(g) for g, _ in present], before, after, status, *fingerprinting)
+        writes = [self.rows.scatter_nd_update(record.slot, record.row)]
+        if record.fingerprint is not None:
+            writes.append(self.fingerprint.assign(record.fingerprint))
         if self.initial is not None:  # a model built in this step: its weights before step 0, kept once
             befores = iter(before)
-            writes += [kept.assign(tf.where(taken == 0, next(befores), kept))
+            writes += [kept.assign(tf.where(status[0] == 0, next(befores), kept))
                        for kept, v in zip(self.initial, handed) if v is not None]
         with tf.control_dependencies(writes):  # a reader that sees the new count sees this step's row
-            self.status.assign(tf.stack([taken + 1, tf.where(first_bad, taken, self.status[1])]))
-
-    def _keep_fingerprint(self, x, first_bad) -> list:
-        """At the first non-finite step: each row of its batch's first input, by its sum and sum of squares."""
-        first = tf.cast(tf.nest.flatten(x)[0], tf.float32)
-        rows = tf.reshape(first, [tf.shape(first)[0], -1])[:FINGERPRINT_ROWS]
-        pairs = tf.stack([tf.reduce_sum(rows, 1), tf.reduce_sum(tf.square(rows), 1)], 1)
-        padded = tf.pad(pairs, [[0, FINGERPRINT_ROWS - tf.shape(pairs)[0]], [0, 0]])
-        return [self.fingerprint.assign(tf.where(first_bad, padded, self.fingerprint)),
-                self.fingerprint_rows.assign(tf.where(first_bad, tf.shape(pairs)[0], self.fingerprint_rows))]
+            self.status.assign(record.status)
 
     # --- the host's side -----------------------------------------------------------------------------
 
@@ -230,7 +231,8 @@ class WatchCallback(keras.callbacks.Callback):
     def _snapshot(self, epoch: int, logs: dict | None, weights: list | None = None) -> None:
         """Histograms and statistics now (gradviz.training.snapshots, its edges fixed by the first);
         `weights`: the kernels to bin instead (the step-0 copy of a model built during the first
-        step, whose activations before it are not known: NaN)."""
+        step, whose activations before it are not known: NaN). Binned here: on a second thread,
+        beside TensorFlow's on 2 cores, it cost a fit ~0.25 s more CPU time (measured)."""
         first = weights is not None
         weights = [np.asarray(k) for k in (weights or self.kernels)]
         if not self.snapshots:
@@ -275,7 +277,7 @@ class WatchCallback(keras.callbacks.Callback):
     def _bad_rows(self) -> list[int] | None:
         """The bad batch's row indices in `x`, matched by each row's sum and sum of squares (NaN
         matching NaN, Inf matching Inf); None where `x` was not given."""
-        count = int(self.fingerprint_rows.numpy())
+        count = int(self.status.numpy()[2])
         if self.inputs is None or not count:
             return None
         kept = self.fingerprint.numpy()[:count].astype(np.float64)
