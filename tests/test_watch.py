@@ -252,3 +252,36 @@ def test_the_watch_bench_times_plain_and_watched_fits_of_both_models(real_data_o
             low, high = row[share + "_range"]
             assert low <= row[share] <= high  # the median pair lies within the pairs' range
         assert row["cpu_seconds"] > 0 and row["cpu_with_watch_seconds"] > 0
+
+
+class FiveUpdatesABatch(keras.Model):
+    """A custom train_step that applies the optimizer five times per batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.flatten, self.out = L.Flatten(), L.Dense(10)
+
+    def call(self, x):
+        return self.out(self.flatten(x))
+
+    def train_step(self, data):
+        x, y = data
+        for _ in range(5):
+            with tf.GradientTape() as tape:
+                loss = self.compute_loss(x=x, y=y, y_pred=self(x, training=True))
+            self.optimizer.apply(tape.gradient(loss, self.trainable_variables), self.trainable_variables)
+        return {"loss": loss}
+
+
+def test_every_step_is_kept_when_the_optimizer_runs_several_times_a_batch(mnist):
+    """650 updates in 130 batches: more than the 512-row ring holds between reads made at
+    Keras' batch count; the reads follow the rate seen instead."""
+    x, y = mnist
+    model = compiled(FiveUpdatesABatch, keras.optimizers.SGD(0.01))
+    model(x[:1])
+    callback = gradviz.watch(model)
+    model.fit(x[:260], y[:260], batch_size=2, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
+    result = callback.result
+    assert result.steps_done == 650
+    np.testing.assert_array_equal(result.step, np.arange(650))
+    assert np.isfinite(result.grad_norm).all() and np.isfinite(result.loss).all()

@@ -61,8 +61,9 @@ def run_watch_bench(data: Dataset, repeats: int = 5) -> dict:
     """Per model: median seconds of `fit` with and without the callback (given `x`: activation
     statistics every epoch), alternated run by run, and the callback's share of a fit
     (gradviz.training.bench.paired_share) in wall time and in the process's CPU time. The CPU
-    share is the steadier one here: another tenant of this VM slows a fit's wall time by up to
-    ±25 %, not its CPU time, and a fit keeps ~1 of the 2 cores busy, so the two agree on average."""
+    share is the steadier one here: another tenant of this VM moves a fit's wall time by up to
+    ±40 % from one fit to the next, its CPU time far less, and a fit keeps ~1-1.3 of the 2 cores
+    busy, so the two agree on average."""
     out = {"images": len(data.y_train), "batch_size": BATCH, "epochs": EPOCHS, "repeats": repeats, "models": {}}
     for name, build in MODELS.items():
         times: dict[bool, list[tuple[float, float]]] = {False: [], True: []}

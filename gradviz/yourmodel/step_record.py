@@ -4,7 +4,7 @@ batch's fingerprint), computed by a graph traced once per model shape.
 The rule: the record is a function of tensors only (the loss, every gradient, each kernel before
 and after its update, the running status and the batch's first input), so it lives in its own
 tf.function, keyed by those tensors' shapes and dtypes. Inside Keras' train step it is one call
-between the weights' reads and three variable writes. Keras traces its step twice per fit (the
+between the weights' reads and the writes of its outputs. Keras traces its step twice per fit (the
 last short batch retraces it) and again for a fresh model of the same shape (the next fit in a
 notebook), while this graph is traced once per shape and process. Its ops are few by design: an
 op costs ~0.5-1 ms to build while tracing and a few microseconds every step, and tracing and

@@ -7,8 +7,9 @@ loss wrapper hands the batch's loss and inputs on; the apply wrapper, traced int
 step, computes each kernel's gradient norm, the global norm, and each kernel's update/weight ratio
 ||W_after - W_before|| / ||W_before|| from the very tensors Keras passes to `apply` (before the
 optimizer's own clipping), and writes one row per step into a ring of STEP_BUFFER rows in a
-variable (gradviz.yourmodel.step_record): no extra pass over the data, and a small read when the
-ring is half full, at an epoch's end, or when Keras' running loss stops being finite. At the
+variable (gradviz.yourmodel.step_record): no extra pass over the data, and a small read before a
+quarter of the ring fills, at an epoch's end, when Keras' running loss stops being finite, and
+every batch where Keras reports no loss (a custom train_step). At the
 first step whose loss or gradients are not finite, training stops, and the model is put back to
 its weights at the end of the last whole epoch (before training, for a NaN in the first), not the
 NaN the bad step left (the optimizer's own state is not put back). Per epoch (and before the
@@ -57,9 +58,10 @@ def watch(model: keras.Model, x=None, layers: list[str] | None = None) -> WatchC
 class WatchCallback(keras.callbacks.Callback):
     """Records what `fit` applies, step by step; see the module's docstring for the rule."""
 
-    # Keras may run on_train_batch_end on a thread of its own, so the training loop never waits for
-    # the per-batch read. The stop may then arrive a batch or two after the bad step: the steps after
-    # it are left out of the result.
+    # On the TensorFlow backend Keras calls the batch hooks in the training loop itself (its
+    # IS_THREAD_SAFE is False), so a hook that reads the graph holds up the next step: reads are
+    # made only when needed (on_train_batch_end). Were the hooks dispatched to a thread of their
+    # own, the lock keeps them safe there.
     async_safe = True
 
     def __init__(self, model: keras.Model, x=None, layers: list[str] | None = None):
@@ -83,6 +85,7 @@ class WatchCallback(keras.callbacks.Callback):
         self.status = tf.Variable([0, -1, 0], dtype=tf.int64, trainable=False)  # as step_record.STATUS
         self.fingerprint = tf.Variable(tf.zeros([FINGERPRINT_ROWS, 2]), trainable=False)
         self.read, self.epoch_starts, self.snapshots = 0, [], []
+        self.hooks, self.hooks_at_read, self.next_read = 0, 0, 1  # batch hooks seen; the first reads the rate
         self.started, self.ready, self.initial = time.perf_counter(), False, None
         self.kept_weights = model.get_weights() if model.weights else None  # put back after a NaN
         self.acts = model_layers.activation_layers(model, self.chosen) if self.inputs is not None else []
@@ -111,29 +114,32 @@ class WatchCallback(keras.callbacks.Callback):
         self.epoch_starts.append(int(self.status.numpy()[0]))
 
     def on_train_batch_end(self, batch, logs=None):
-        # Keras' running loss in `logs` turns NaN or Inf at a bad step (in the forward pass, or the
-        # step after a bad gradient): the graph's status is read then, when the ring needs draining,
-        # or every batch where `logs` has no loss. A read every batch held the interpreter ~0.3 ms.
+        # Keras' running loss in `logs` turns NaN or Inf at a bad step (at once for the forward
+        # pass, at the next step for a bad gradient that reaches the weights): the graph's status is
+        # read then, every batch where `logs` has no loss, and otherwise when _check planned it.
+        # A read every batch cost the loop ~0.3 ms a step.
+        self.hooks += 1
         loss = (logs or {}).get("loss")
-        taken = (self.epoch_starts[-1] if self.epoch_starts else 0) + batch + 1  # steps run, as Keras counts them
-        if isinstance(loss, float) and math.isfinite(loss) and taken - self.read < STEP_BUFFER // 2:
+        if isinstance(loss, float) and math.isfinite(loss) and self.hooks < self.next_read:
             return
         self._check()
 
     def _check(self) -> None:
-        """Drain the ring when it is half full, and stop at a first bad step."""
+        """Drain the ring, stop at a first bad step, and plan the next read: before a quarter of the
+        ring fills at the rate of graph steps per batch hook seen so far (above 1 where a custom
+        train_step applies the optimizer twice, or with steps_per_execution above 1)."""
         with self._lock:
             taken, bad, _ = (int(v) for v in self.status.numpy())
-            if taken - self.read >= STEP_BUFFER // 2 or bad >= 0:
-                self._drain(taken)
+            rate = max(1.0, (taken - self.read) / max(1, self.hooks - self.hooks_at_read))
+            self._drain(taken)
+            self.hooks_at_read = self.hooks
+            self.next_read = self.hooks + max(1, int(STEP_BUFFER // 4 / rate))
             if bad >= 0 and self.nan is None:
                 self.nan = self._locate(bad)
                 self.watched.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        self._check()  # a bad gradient in the epoch's last step has not shown in its loss yet
-        with self._lock:
-            self._drain(int(self.status.numpy()[0]))
+        self._check()  # also a bad gradient late in the epoch whose losses are still finite
         if not self.snapshots and self.initial is not None:
             self._snapshot(epoch=0, logs=None, weights=self.initial)
         self._snapshot(epoch=epoch + 1, logs=logs or {})
