@@ -26,9 +26,10 @@ _BUDGETS: "weakref.WeakSet[CacheBudget]" = weakref.WeakSet()  # every budget ali
 class CacheBudget:
     """The bytes every registered cache holds, and their entries in least-recently-used order."""
 
-    def __init__(self, budget_bytes: int | None = None):
+    def __init__(self, budget_bytes: int | None = None, share: float = 1.0, label: str = "shared"):
+        """`budget_bytes` fixed, or else `share` of GRADVIZ_CACHE_MB; `label` names it in the server log."""
         _BUDGETS.add(self)
-        self._fixed = budget_bytes
+        self._fixed, self.share, self.label = budget_bytes, share, label
         self.lock = threading.RLock()
         self._order: OrderedDict[tuple[int, Hashable], int] = OrderedDict()  # (cache id, key) -> bytes
         self._caches: dict[int, "BoundedLRU"] = {}
@@ -37,7 +38,7 @@ class CacheBudget:
     @property
     def budget_bytes(self) -> int:
         """Read from the environment each time, so a host (or a test) can change it without a restart."""
-        return self._fixed if self._fixed is not None else cache_budget_mb() * 2**20
+        return self._fixed if self._fixed is not None else int(cache_budget_mb() * 2**20 * self.share)
 
     def register(self, cache: "BoundedLRU") -> None:
         with self.lock:
@@ -85,6 +86,11 @@ def cache_sizes() -> dict[str, int]:
         for name, size in budget.sizes().items():
             out[name] = out.get(name, 0) + size
     return out
+
+
+def cache_budgets() -> dict[str, int]:
+    """Each live budget's bytes by its label (the server log)."""
+    return {budget.label: budget.budget_bytes for budget in list(_BUDGETS)}
 
 
 class BoundedLRU(Generic[V]):

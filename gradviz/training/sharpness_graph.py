@@ -17,7 +17,6 @@ import threading
 from gradviz.config import RunConfig
 from gradviz.serving.cost import parameter_count
 from gradviz.serving.lru import BoundedLRU, CacheBudget
-from gradviz.serving.settings import cache_budget_mb
 from gradviz.training import lanczos
 from gradviz.training.models import model_inputs
 from gradviz.training.steps import LABELS, PIXELS, SCALAR
@@ -89,14 +88,8 @@ class SharpnessGraph:
 _PUT_LOCK = threading.Lock()
 
 
-class _HalfTheCacheBudget(CacheBudget):
-    @property
-    def budget_bytes(self) -> int:
-        return cache_budget_mb() * MB // 2
-
-
-SHARPNESS_GRAPHS: BoundedLRU[SharpnessGraph] = BoundedLRU("sharpness graphs", lambda graph: graph.bytes,
-                                                          budget=_HalfTheCacheBudget())
+SHARPNESS_GRAPHS: BoundedLRU[SharpnessGraph] = BoundedLRU(
+    "sharpness graphs", lambda graph: graph.bytes, budget=CacheBudget(share=0.5, label="for sharpness graphs"))
 
 
 def sharpness_graph(model: keras.Model, config: RunConfig) -> SharpnessGraph:

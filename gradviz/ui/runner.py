@@ -19,10 +19,9 @@ from gradviz.result import RunResult
 from gradviz.serving import cluster, cost
 from gradviz.serving.gate import QueueFull, Superseded, work_capacity_mb
 from gradviz.serving.limits import MemoryLimit
-from gradviz.serving.lru import cache_sizes
+from gradviz.serving.lru import cache_budgets, cache_sizes
 from gradviz.serving.malloc import limit_malloc_arenas, release_free_memory
 from gradviz.serving.results import COORDINATOR
-from gradviz.serving.settings import cache_budget_mb
 from gradviz.serving.store import ResultStore
 from gradviz.ui.limits import examples_ok, failure_message, memory_ok, refused, server_busy, show_memory_refusal
 from gradviz.ui.session import first_time_this_run, session_id
@@ -260,6 +259,6 @@ def _train_for_session(config: RunConfig, dataset, live: LiveView, local_guard=n
         where = result.meta.get("where", "in-process") if result is not None else "in-process"
         LOG.info("training %s %s after %d steps, %.1f s (%s)", tag, outcome, steps, time.monotonic() - started, where)
         release_free_memory()  # what this training freed goes back to the OS before the next one starts
-        LOG.info("caches hold %s (budgets: %d MB shared, %d MB for sharpness graphs)",
+        LOG.info("caches hold %s (budgets: %s)",
                  ", ".join(f"{name} {size / 2**20:.0f} MB" for name, size in cache_sizes().items()) or "nothing",
-                 cache_budget_mb(), cache_budget_mb() // 2)
+                 ", ".join(f"{size // 2**20} MB {label}" for label, size in cache_budgets().items()))

@@ -73,7 +73,7 @@ def step_record(layout: Layout, loss, gradients: list, before: list, after: list
         A Record.
     """
     specs = (_specs(gradients), _specs(before))
-    function = _record_function(layout, *specs, _spec(first_input, batch=None) if layout.fingerprinted else None)
+    function = _record_function(layout, *specs, _spec(first_input, any_batch=True) if layout.fingerprinted else None)
     args = [tf.cast(loss, tf.float32), list(gradients), list(before), list(after), status]
     if layout.fingerprinted:
         args += [first_input, fingerprint]
@@ -95,8 +95,9 @@ def dense_for_norm(gradient):
     return gradient
 
 
-def _spec(tensor, batch: bool | None = True) -> tf.TensorSpec:
-    shape = tensor.shape if batch or tensor.shape.rank is None else [None, *tensor.shape[1:]]
+def _spec(tensor, any_batch: bool = False) -> tf.TensorSpec:
+    """The tensor's spec; `any_batch`: any size along the first axis (the last batch is shorter)."""
+    shape = [None, *tensor.shape[1:]] if any_batch and tensor.shape.rank else tensor.shape
     return tf.TensorSpec(shape, tensor.dtype)
 
 
@@ -153,9 +154,9 @@ def _record(layout: Layout, loss, gradients, before, after, status, first_input=
 
     taken, bad, kept_rows = tf.unstack(status)
     first_bad = tf.logical_not(finite) & (bad < 0)
-    outputs = [tf.reshape(taken % STEP_BUFFER, [1, 1]), row[None]]
+    slot, bad = tf.reshape(taken % STEP_BUFFER, [1, 1]), tf.where(first_bad, taken, bad)
     if not layout.fingerprinted:
-        return (*outputs, tf.stack([taken + 1, tf.where(first_bad, taken, bad), kept_rows]))
+        return slot, row[None], tf.stack([taken + 1, bad, kept_rows])
 
     def kept_now():  # at the first bad step only: ~10 ops a step fewer than computing and discarding them
         first = tf.cast(first_input, tf.float32)
@@ -165,4 +166,4 @@ def _record(layout: Layout, loss, gradients, before, after, status, first_input=
                 tf.cast(tf.shape(pairs)[0], tf.int64))
 
     fingerprint, kept_rows = tf.cond(first_bad, kept_now, lambda: (fingerprint, kept_rows))
-    return (*outputs, tf.stack([taken + 1, tf.where(first_bad, taken, bad), kept_rows]), fingerprint)
+    return slot, row[None], tf.stack([taken + 1, bad, kept_rows]), fingerprint
